@@ -1,0 +1,34 @@
+# dmxgen: `make demo` runs the main job end to end, `make test` runs the tests.
+# Both install what they need first (tools/setup.sh: Debian packages, .venv, torch CPU, the project).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DMXGEN := $(VENV)/bin/dmxgen
+SHARED ?= ../shared/models
+OUT    ?= build/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast demo bench clean help
+
+help:
+	@echo "make demo   - build a model, export it, verify it to the bit"
+	@echo "make test   - install everything needed, then run the test suite"
+	@echo "make setup  - only install (idempotent)"
+	@echo "make bench  - benchmark tables (tools/bench_*.py)"
+
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -n 2 -m "not firmware and not shared" $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) tools/demo.py --out $(OUT)
+
+bench: setup
+	@for b in tools/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,35 @@
+"""Weight storage formats (docs/formats.md): dense, CSR, dCSR and RLE.
+
+Each format module has `encode(matrix) -> Encoded` and `decode(Encoded)`;
+decoders read only the arrays, as a C kernel would, so a round trip checks
+exactly what gets emitted. This package imports numpy only.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from . import csr, dcsr, dense, rle
+from ._base import CodecError, Encoded
+
+FORMATS: dict[str, ModuleType] = {"dense": dense, "csr": csr, "dcsr": dcsr, "rle": rle}
+
+__all__ = ["FORMATS", "CodecError", "Encoded", "decode", "encode"]
+
+
+def _module(name: str) -> ModuleType:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise CodecError(f"unknown weight format {name!r}; known: {', '.join(FORMATS)}") from None
+
+
+def encode(name: str, w: np.ndarray) -> Encoded:
+    """Encode the 2-D int8 matrix `w` in format `name`."""
+    return _module(name).encode(w)
+
+
+def decode(enc: Encoded) -> np.ndarray:
+    """Rebuild the int8 matrix from an encoding's arrays."""
+    return _module(enc.format).decode(enc)

@@ -1,0 +1,51 @@
+"""`dmxgen inspect`: what is in a model, layer by layer."""
+from __future__ import annotations
+
+import click
+
+from ..summary import layer_rows, totals
+from .common import echo_json, load_model, table
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--formats", is_flag=True,
+              help="Add, per weight tensor, its size as dense / CSR / dCSR / RLE and the format `auto` picks.")
+def command(model, as_json, formats):
+    """Per-layer table of MODEL (.tflite or .pt): op, shapes, dtypes,
+    quantization, weight count, sparsity (fraction of zeros) and bytes."""
+    graph = load_model(model)
+    rows = layer_rows(graph)
+    result = {"model": model, "inputs": _io(graph, graph.inputs), "outputs": _io(graph, graph.outputs),
+              "layers": rows, "totals": totals(rows)}
+    if formats:
+        from dataclasses import asdict
+
+        from ..codecs import report
+
+        fmt = report.format_table(
+            [(op.name, op.kind, graph.weights(op).data) for op in graph.ops if graph.weights(op) is not None])
+        result["formats"] = asdict(fmt)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{model}: {len(rows)} ops; inputs {_io_str(result['inputs'])}; outputs {_io_str(result['outputs'])}")
+    body = [[r["index"], r["name"], r["op"], " ".join(map(str, r["inputs"])), r["output"], r["dtype"], r["quant"],
+             f"{r['params']:,}" if r["params"] else "-",
+             f"{100 * r['sparsity']:.1f}%" if r["sparsity"] is not None else "-",
+             f"{r['weight_bytes']:,}" if r["weight_bytes"] else "-"] for r in rows]
+    click.echo(table(body, ["#", "layer", "op", "input", "output", "dtype", "quant", "weights", "zeros", "bytes"]))
+    t = result["totals"]
+    click.echo(f"total: {t['params']:,} weights, {100 * t['sparsity']:.1f}% zeros, {t['weight_bytes']:,} bytes as dense int8")
+    if formats:
+        click.echo("")
+        click.echo(report.render_table(fmt))
+
+
+def _io(graph, names):
+    return [{"name": n, "shape": list(graph.tensors[n].shape), "dtype": graph.tensors[n].dtype} for n in names]
+
+
+def _io_str(items):
+    return ", ".join(f"{i['dtype']}{i['shape']}" for i in items)

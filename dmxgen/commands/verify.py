@@ -1,0 +1,67 @@
+"""`dmxgen verify`: prove the reference (or an exported build) computes what the golden does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import DmxError
+from .common import echo_json, load_model, random_inputs, read_input_file, table
+
+
+@click.command("verify")
+@click.argument("target", type=click.Path())
+@click.option("--inputs", "n_inputs", default=8, show_default=True, type=click.IntRange(0, 10000),
+              help="Number of random inputs.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--input", "input_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Also run the inputs in this .npy file (int8, or float to be quantized). Repeatable.")
+@click.option("--golden", type=click.Choice(["tflite", "tflm"]), default="tflite", show_default=True,
+              help="tflite: LiteRT with TFLite's reference kernels; tflm: TFLite Micro's interpreter "
+                   "(the reference then follows TFLM's arithmetic, see docs/goldens.md).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(target, n_inputs, seed, input_files, golden, as_json):
+    """Run TARGET on random (and given) inputs and compare to the bit.
+
+    TARGET is a .tflite model (reference vs TFLite interpreter) or a folder
+    written by `dmxgen export` (generated C built on the host with sanitizers
+    vs the reference). Exit status 0 only when every output is bit-exact,
+    1 when any differs, 2 on bad input.
+    """
+    path = Path(target)
+    if path.is_dir():
+        from ..backends.host import verify_folder
+
+        result = verify_folder(path, n_inputs=n_inputs, seed=seed, input_files=input_files)
+    else:
+        if not path.exists():
+            raise DmxError(f"{path}: no such file")
+        if path.suffix != ".tflite":
+            raise DmxError(f"{path}: verify compares against a TFLite interpreter, so it needs a .tflite "
+                           "model (or an exported folder)")
+        from ..verify import verify_model
+
+        graph = load_model(str(path), semantics="tflm" if golden == "tflm" else "tflite")
+        sets = random_inputs(graph, n_inputs, seed)
+        for f in input_files:
+            sets += read_input_file(graph, f)
+        if not sets:
+            raise DmxError("no inputs to run: give --inputs N or --input FILE.npy")
+        result = verify_model(graph, path, sets, golden=golden)
+    if as_json:
+        echo_json(result)
+    else:
+        _print(result)
+    raise SystemExit(0 if result["bit_exact"] else 1)
+
+
+def _print(r: dict) -> None:
+    click.echo(f"{r['model']}: {r['inputs']} inputs against {r['golden']}")
+    rows = [[o["name"], o["max_abs_diff"], o["mismatches"], o.get("values", "")] for o in r["outputs"]]
+    click.echo(table(rows, ["output", "max |diff|", "mismatches", "values"]))
+    bad = [x for x in r.get("layers", []) if x["mismatches"]]
+    if bad:
+        click.echo("first differing layers:")
+        click.echo(table([[x["name"], x["op"], x["max_abs_diff"], x["mismatches"]] for x in bad[:5]],
+                         ["layer", "op", "max |diff|", "mismatches"]))
+    click.echo("BIT-EXACT" if r["bit_exact"] else "MISMATCH")

@@ -1,0 +1,463 @@
+"""A .tflite flatbuffer -> the integer Graph.
+
+All requantization constants are derived here exactly as TFLite's kernels
+derive them in their Prepare step, so the reference and the backends only
+ever see integers. `semantics="tflm"` derives them the way TFLite Micro does
+where the two differ (see docs/goldens.md).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DmxError
+from ..graph import Graph, Op, QuantParams, Tensor
+from ..graph.fixedpoint import activation_range, quantize_multiplier, quantize_multiplier_array
+
+try:
+    import tflite
+    from tflite.ActivationFunctionType import ActivationFunctionType
+    from tflite.BuiltinOperator import BuiltinOperator
+    from tflite.Padding import Padding
+    from tflite.TensorType import TensorType
+except ImportError as e:  # pragma: no cover - a dependency of the package
+    raise DmxError("the 'tflite' package is missing: run `make setup`") from e
+
+_OPNAME = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+_ACTNAME = {v: k for k, v in vars(ActivationFunctionType).items() if not k.startswith("_")}
+_TYPES = {
+    TensorType.FLOAT32: "float32", TensorType.INT8: "int8", TensorType.UINT8: "uint8",
+    TensorType.INT16: "int16", TensorType.INT32: "int32", TensorType.INT64: "int64",
+    TensorType.BOOL: "bool",
+}
+SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D",
+             "MAX_POOL_2D", "RESHAPE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "PAD", "PADV2",
+             "REDUCE_MAX", "MEAN")
+SEMANTICS = ("tflite", "tflm")
+
+
+def load_tflite(path: str | Path, semantics: str = "tflite") -> Graph:
+    path = Path(path)
+    if semantics not in SEMANTICS:
+        raise DmxError(f"unknown semantics {semantics!r}; choose one of {', '.join(SEMANTICS)}")
+    buf = path.read_bytes()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise DmxError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier in the header)")
+    try:
+        reader = _Reader(path, buf, semantics)
+        graph = reader.read()
+    except DmxError:
+        raise
+    except Exception as e:  # the flatbuffer library raises anything on bad offsets
+        raise DmxError(f"{path}: corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
+    graph.validate()
+    return graph
+
+
+def _padding(padding: int, in_size: int, filt: int, stride: int, dilation: int) -> tuple[int, int, int]:
+    """(out, pad_before, pad_after) as TFLite's ComputePaddingHeightWidth."""
+    eff = (filt - 1) * dilation + 1
+    if padding == Padding.SAME:
+        out = (in_size + stride - 1) // stride
+    else:
+        out = (in_size + stride - eff) // stride
+    total = max(0, (out - 1) * stride + eff - in_size)
+    return out, total // 2, total - total // 2
+
+
+class _Reader:
+    def __init__(self, path: Path, buf: bytes, semantics: str):
+        self.path, self.buf, self.semantics = path, buf, semantics
+        self.model = tflite.Model.GetRootAsModel(buf, 0)
+        if self.model.SubgraphsLength() < 1:
+            raise DmxError(f"{path}: the model has no subgraph")
+        self.sg = self.model.Subgraphs(0)
+        self.g = Graph(source=str(path))
+        self.names: dict[int, str] = {}
+
+    # -- tensors ---------------------------------------------------------
+    def tensor_name(self, idx: int) -> str:
+        if idx in self.names:
+            return self.names[idx]
+        t = self.sg.Tensors(idx)
+        raw = t.Name()
+        name = raw.decode("utf-8", "replace") if raw else f"tensor_{idx}"
+        if name in self.g.tensors:
+            name = f"{name}#{idx}"
+        ttype = t.Type()
+        if ttype not in _TYPES:
+            raise DmxError(f"{self.path}: tensor {name!r} has unsupported type {ttype}")
+        dtype = _TYPES[ttype]
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        quant = None
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() > 0:
+            scale = q.ScaleAsNumpy().astype(np.float32)
+            zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(1, np.int64)
+            axis = int(q.QuantizedDimension()) if scale.size > 1 else None
+            quant = QuantParams(scale, zp, axis)
+        data = None
+        bidx = t.Buffer()
+        if 0 < bidx < self.model.BuffersLength():
+            b = self.model.Buffers(bidx)
+            if b.DataLength() > 0:
+                raw_bytes = b.DataAsNumpy().tobytes()
+                expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                if len(raw_bytes) != expected:
+                    raise DmxError(f"{self.path}: tensor {name!r}: buffer holds {len(raw_bytes)} bytes, "
+                                   f"shape {list(shape)} of {dtype} needs {expected}")
+                data = np.frombuffer(raw_bytes, dtype=dtype).reshape(shape).copy()
+            elif b.Offset() > 1:
+                start, size = int(b.Offset()), int(b.Size())
+                if start + size > len(self.buf):
+                    raise DmxError(f"{self.path}: tensor {name!r}: data lies past the end of the file (truncated?)")
+                data = np.frombuffer(self.buf[start:start + size], dtype=dtype).reshape(shape).copy()
+        self.g.add_tensor(Tensor(name, shape, dtype, quant, data, origin=idx))
+        self.names[idx] = name
+        return name
+
+    def t(self, idx: int) -> Tensor:
+        return self.g.tensors[self.tensor_name(idx)]
+
+    # -- ops ---------------------------------------------------------------
+    def read(self) -> Graph:
+        sg = self.sg
+        for i in range(sg.InputsLength()):
+            self.g.inputs.append(self.tensor_name(sg.Inputs(i)))
+        for i in range(sg.OperatorsLength()):
+            self.read_op(i, sg.Operators(i))
+        for i in range(sg.OutputsLength()):
+            self.g.outputs.append(self.tensor_name(sg.Outputs(i)))
+        return self.g
+
+    def read_op(self, index: int, op) -> None:
+        opcode_index = op.OpcodeIndex()
+        if opcode_index >= self.model.OperatorCodesLength():
+            raise DmxError(f"{self.path}: operator {index} refers to opcode {opcode_index}, which does not exist")
+        oc = self.model.OperatorCodes(opcode_index)
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        opname = _OPNAME.get(code, f"CUSTOM({oc.CustomCode()!r})" if code == BuiltinOperator.CUSTOM else str(code))
+        if opname not in SUPPORTED:
+            raise DmxError(f"{self.path}: operator {index} ({opname}) is not supported; "
+                           f"supported: {', '.join(SUPPORTED)}")
+        ins = [self.tensor_name(op.Inputs(j)) if op.Inputs(j) >= 0 else "" for j in range(op.InputsLength())]
+        outs = [self.tensor_name(op.Outputs(j)) for j in range(op.OutputsLength())]
+        handler = getattr(self, "op_" + opname.lower())
+        where = f"{self.path}: operator {index} ({opname}, output {outs[0] if outs else '?'!r})"
+        try:
+            kind, attrs, ins = handler(op, ins, outs)
+        except DmxError as e:
+            raise DmxError(f"{where}: {e}") from None
+        self.g.ops.append(Op(f"{kind}_{index}", kind, ins, outs, attrs))
+
+    def options(self, op, cls):
+        table = op.BuiltinOptions()
+        o = cls()
+        if table is not None:
+            o.Init(table.Bytes, table.Pos)
+            return o
+        return None
+
+    @staticmethod
+    def _need_quant(t: Tensor, what: str) -> QuantParams:
+        if t.quant is None:
+            raise DmxError(f"{what} tensor {t.name!r} ({t.dtype}) has no quantization parameters")
+        return t.quant
+
+    def _act(self, fused: int, out: Tensor) -> dict:
+        act = _ACTNAME.get(fused, str(fused))
+        if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+            raise DmxError(f"fused activation {act} is not supported")
+        q = self._need_quant(out, "output")
+        lo, hi = activation_range(act, q.s, q.zp)
+        return {"activation": act, "act_min": lo, "act_max": hi}
+
+    def _int8_io(self, ins: list[str], outs: list[str], n_in: int = 1) -> None:
+        for name in ins[:n_in] + outs[:1]:
+            t = self.g.tensors[name]
+            if t.dtype != "int8":
+                raise DmxError(f"tensor {name!r} is {t.dtype}; only int8 is supported for this operator")
+
+    def _channel_multipliers(self, inp: Tensor, w: Tensor, out: Tensor, channels: int, float_product: bool = False):
+        qi, qw, qo = self._need_quant(inp, "input"), self._need_quant(w, "weight"), self._need_quant(out, "output")
+        if np.any(qw.zero_point != 0):
+            raise DmxError(f"weight tensor {w.name!r} has a nonzero zero point; int8 weights must be symmetric")
+        wscale = qw.scale if qw.scale.size == channels else np.full(channels, qw.scale[0], np.float32)
+        if float_product:
+            # TFLite's FULLY_CONNECTED (GetQuantizedConvolutionMultipler) multiplies
+            # the two float32 scales in float32 before widening to double.
+            reals = [float(np.float32(np.float32(qi.s) * s)) / float(np.float32(qo.s)) for s in wscale]
+        else:
+            reals = [float(qi.s) * float(s) / float(qo.s) for s in wscale]
+        return quantize_multiplier_array(np.array(reals, dtype=np.float64))
+
+    def _conv_common(self, ins, outs, stride_h, stride_w, dil_h, dil_w, padding, kh, kw):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if len(inp.shape) != 4 or len(out.shape) != 4:
+            raise DmxError(f"expected 4-D NHWC input and output, got {list(inp.shape)} -> {list(out.shape)}")
+        oh, pt, pb = _padding(padding, inp.shape[1], kh, stride_h, dil_h)
+        ow, pl, pr = _padding(padding, inp.shape[2], kw, stride_w, dil_w)
+        if (oh, ow) != tuple(out.shape[1:3]):
+            raise DmxError(f"output shape {list(out.shape)} does not match the computed spatial size [{oh}, {ow}]")
+        return {"stride": (stride_h, stride_w), "dilation": (dil_h, dil_w), "pad": (pt, pl, pb, pr),
+                "input_offset": -self._need_quant(inp, "input").zp,
+                "output_offset": self._need_quant(out, "output").zp}
+
+    def _bias(self, ins: list[str], channels: int) -> list[str]:
+        if len(ins) > 2 and ins[2]:
+            b = self.g.tensors[ins[2]]
+            if b.dtype != "int32" or b.data is None or b.data.size != channels:
+                raise DmxError(f"bias {b.name!r} must be a constant int32 vector of {channels}")
+            return ins[:3]
+        return ins[:2] + [""]
+
+    # -- one method per TFLite operator -----------------------------------
+    def op_conv_2d(self, op, ins, outs):
+        self._int8_io(ins, outs)
+        o = self.options(op, tflite.Conv2DOptions)
+        w = self.g.tensors[ins[1]]
+        if w.data is None or len(w.shape) != 4:
+            raise DmxError(f"weight {w.name!r} must be a constant OHWI tensor")
+        cout, kh, kw, cin = w.shape
+        inp = self.g.tensors[ins[0]]
+        if inp.shape[3] % cin != 0:
+            raise DmxError(f"input has {inp.shape[3]} channels, weights expect a multiple of {cin}")
+        if inp.shape[3] != cin:
+            raise DmxError(f"grouped convolution ({inp.shape[3]} input channels, {cin} per group) is not supported")
+        attrs = self._conv_common(ins, outs, o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor(),
+                                  o.Padding(), kh, kw)
+        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, self.g.tensors[outs[0]], cout)
+        attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
+        return "conv2d", attrs, self._bias(ins, cout)
+
+    def op_depthwise_conv_2d(self, op, ins, outs):
+        self._int8_io(ins, outs)
+        o = self.options(op, tflite.DepthwiseConv2DOptions)
+        w = self.g.tensors[ins[1]]
+        if w.data is None or len(w.shape) != 4 or w.shape[0] != 1:
+            raise DmxError(f"weight {w.name!r} must be a constant [1, kh, kw, C*multiplier] tensor")
+        _, kh, kw, cout = w.shape
+        inp = self.g.tensors[ins[0]]
+        cin = inp.shape[3]
+        if cout % cin != 0:
+            raise DmxError(f"{cout} output channels is not a multiple of {cin} input channels")
+        attrs = self._conv_common(ins, outs, o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor(),
+                                  o.Padding(), kh, kw)
+        attrs["depth_multiplier"] = cout // cin
+        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, self.g.tensors[outs[0]], cout)
+        attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
+        return "depthwise_conv2d", attrs, self._bias(ins, cout)
+
+    def op_fully_connected(self, op, ins, outs):
+        self._int8_io(ins, outs)
+        o = self.options(op, tflite.FullyConnectedOptions)
+        w = self.g.tensors[ins[1]]
+        if w.data is None or len(w.shape) != 2:
+            raise DmxError(f"weight {w.name!r} must be a constant [out, in] matrix")
+        if o is not None and o.WeightsFormat() != 0:
+            raise DmxError("shuffled FULLY_CONNECTED weights are not supported")
+        cout, cin = w.shape
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if inp.size % cin != 0:
+            raise DmxError(f"input of {inp.size} values is not a multiple of the weights' {cin} columns")
+        attrs = {"input_offset": -self._need_quant(inp, "input").zp,
+                 "output_offset": self._need_quant(out, "output").zp,
+                 "batches": inp.size // cin,
+                 # LiteRT's reference FC rounds once, TFLite Micro's twice (docs/goldens.md).
+                 "rounding": "single" if self.semantics == "tflite" else "double"}
+        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(
+            inp, w, out, cout, float_product=self.semantics == "tflite")
+        attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
+        return "fully_connected", attrs, self._bias(ins, cout)
+
+    def _broadcastable(self, ins, outs):
+        a, b, out = (self.g.tensors[n] for n in (ins[0], ins[1], outs[0]))
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise DmxError(f"input shapes {list(a.shape)} and {list(b.shape)} do not broadcast") from None
+        if tuple(shape) != out.shape:
+            raise DmxError(f"broadcast shape {list(shape)} differs from output shape {list(out.shape)}")
+        return a, b, out
+
+    def op_add(self, op, ins, outs):
+        self._int8_io(ins, outs, 2)
+        a, b, out = self._broadcastable(ins, outs)
+        qa, qb, qo = (self._need_quant(t, "ADD") for t in (a, b, out))
+        left_shift = 20
+        twice_max = 2 * max(float(qa.s), float(qb.s))
+        m1, s1 = quantize_multiplier(float(qa.s) / twice_max)
+        m2, s2 = quantize_multiplier(float(qb.s) / twice_max)
+        mo, so = quantize_multiplier(twice_max / ((1 << left_shift) * float(qo.s)))
+        o = self.options(op, tflite.AddOptions)
+        attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
+                 "left_shift": left_shift, "input1_multiplier": m1, "input1_shift": s1,
+                 "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": so}
+        attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
+        return "add", attrs, ins[:2]
+
+    def op_mul(self, op, ins, outs):
+        self._int8_io(ins, outs, 2)
+        a, b, out = self._broadcastable(ins, outs)
+        qa, qb, qo = (self._need_quant(t, "MUL") for t in (a, b, out))
+        mo, so = quantize_multiplier(float(qa.s) * float(qb.s) / float(qo.s))
+        o = self.options(op, tflite.MulOptions)
+        attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
+                 "output_multiplier": mo, "output_shift": so}
+        attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
+        return "mul", attrs, ins[:2]
+
+    def _pool(self, op, ins, outs, kind):
+        self._int8_io(ins, outs)
+        o = self.options(op, tflite.Pool2DOptions)
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if len(inp.shape) != 4:
+            raise DmxError(f"expected a 4-D NHWC input, got {list(inp.shape)}")
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        if qi.s != qo.s or qi.zp != qo.zp:
+            raise DmxError("input and output quantization differ; TFLite requires them equal for pooling")
+        kh, kw = o.FilterHeight(), o.FilterWidth()
+        oh, pt, pb = _padding(o.Padding(), inp.shape[1], kh, o.StrideH(), 1)
+        ow, pl, pr = _padding(o.Padding(), inp.shape[2], kw, o.StrideW(), 1)
+        if (oh, ow) != tuple(out.shape[1:3]):
+            raise DmxError(f"output shape {list(out.shape)} does not match the computed spatial size [{oh}, {ow}]")
+        attrs = {"filter": (kh, kw), "stride": (o.StrideH(), o.StrideW()), "pad": (pt, pl, pb, pr)}
+        attrs.update(self._act(o.FusedActivationFunction(), out))
+        return kind, attrs, ins[:1]
+
+    def op_average_pool_2d(self, op, ins, outs):
+        return self._pool(op, ins, outs, "avg_pool2d")
+
+    def op_max_pool_2d(self, op, ins, outs):
+        return self._pool(op, ins, outs, "max_pool2d")
+
+    def op_reshape(self, op, ins, outs):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if inp.size != out.size:
+            raise DmxError(f"reshape from {list(inp.shape)} to {list(out.shape)} changes the element count")
+        if inp.dtype != out.dtype:
+            raise DmxError("reshape changes the dtype")
+        return "reshape", {}, ins[:1]
+
+    def op_softmax(self, op, ins, outs):
+        self._int8_io(ins, outs)
+        o = self.options(op, tflite.SoftmaxOptions)
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        if qo.zp != -128 or abs(float(qo.s) - 1 / 256) > 1e-9:
+            raise DmxError(f"int8 softmax output must have scale 1/256 and zero point -128, got {qo.describe()}")
+        beta = float(o.Beta()) if o else 1.0
+        attrs = {"beta": beta, "input_scale": float(qi.s)}
+        if self.semantics == "tflm":
+            attrs.update(_softmax_gemmlowp_params(beta, float(qi.s)))
+            attrs["algorithm"] = "gemmlowp"
+        else:
+            # TFLite's int8 softmax (even with reference kernels) uses a float
+            # exp table of 256 entries: table[255 - d] = expf(-scale*beta*d).
+            attrs["algorithm"] = "float_table"
+            attrs["table"] = _softmax_float_table(beta, float(qi.s))
+            attrs["output_scale"] = float(qo.s)
+        return "softmax", attrs, ins[:1]
+
+    def op_quantize(self, op, ins, outs):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if out.dtype != "int8":
+            raise DmxError(f"QUANTIZE to {out.dtype} is not supported, only to int8")
+        qo = self._need_quant(out, "output")
+        if inp.dtype == "float32":
+            return "quantize", {"mode": "float", "scale": float(qo.s), "zero_point": qo.zp}, ins[:1]
+        if inp.dtype == "int8":
+            qi = self._need_quant(inp, "input")
+            m, s = quantize_multiplier(float(qi.s) / float(qo.s))
+            return "quantize", {"mode": "requantize", "input_offset": -qi.zp, "output_offset": qo.zp,
+                                "multiplier": m, "shift": s}, ins[:1]
+        raise DmxError(f"QUANTIZE from {inp.dtype} is not supported")
+
+    def op_dequantize(self, op, ins, outs):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if inp.dtype != "int8" or out.dtype != "float32":
+            raise DmxError(f"DEQUANTIZE {inp.dtype} -> {out.dtype} is not supported, only int8 -> float32")
+        qi = self._need_quant(inp, "input")
+        if qi.per_channel:
+            raise DmxError("per-channel DEQUANTIZE is not supported")
+        return "dequantize", {"scale": float(qi.s), "zero_point": qi.zp}, ins[:1]
+
+    def op_pad(self, op, ins, outs, value=None):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        pads = self.g.tensors[ins[1]]
+        if pads.data is None:
+            raise DmxError("padding amounts must be constant")
+        p = pads.data.reshape(-1, 2).astype(int)
+        if p.shape[0] != len(inp.shape):
+            raise DmxError(f"{p.shape[0]} padding pairs for a {len(inp.shape)}-D input")
+        want = tuple(int(d + a + b) for d, (a, b) in zip(inp.shape, p))
+        if want != out.shape:
+            raise DmxError(f"padded shape {list(want)} differs from output shape {list(out.shape)}")
+        if inp.dtype == "int8":
+            pad_value = self._need_quant(out, "output").zp if value is None else value
+        elif inp.dtype == "float32":
+            pad_value = 0.0 if value is None else value
+        else:
+            raise DmxError(f"PAD of {inp.dtype} is not supported")
+        return "pad", {"paddings": tuple(map(tuple, p.tolist())), "value": pad_value}, ins[:1]
+
+    def op_padv2(self, op, ins, outs):
+        c = self.g.tensors[ins[2]]
+        if c.data is None:
+            raise DmxError("PADV2's constant value must be constant")
+        v = c.data.reshape(-1)[0]
+        return self.op_pad(op, ins, outs, value=float(v) if c.dtype == "float32" else int(v))
+
+    def _axes(self, ins) -> tuple[int, ...]:
+        inp, ax = self.g.tensors[ins[0]], self.g.tensors[ins[1]]
+        if ax.data is None:
+            raise DmxError("reduction axes must be constant")
+        rank = len(inp.shape)
+        return tuple(sorted({int(a) % rank for a in ax.data.reshape(-1)}))
+
+    def op_reduce_max(self, op, ins, outs):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if inp.dtype not in ("int8", "float32") or inp.dtype != out.dtype:
+            raise DmxError(f"REDUCE_MAX of {inp.dtype} -> {out.dtype} is not supported")
+        if inp.dtype == "int8":
+            qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+            if qi.s != qo.s or qi.zp != qo.zp:
+                raise DmxError("int8 REDUCE_MAX with different input and output quantization is not supported")
+        return "reduce_max", {"axes": self._axes(ins)}, ins[:1]
+
+    def op_mean(self, op, ins, outs):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        axes = self._axes(ins)
+        if inp.dtype == "float32":
+            return "mean", {"axes": axes, "mode": "float"}, ins[:1]
+        self._int8_io(ins, outs)
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        count = int(np.prod([inp.shape[a] for a in axes]))
+        attrs = {"axes": axes, "mode": "int8", "input_offset": -qi.zp, "output_offset": qo.zp, "count": count}
+        # TFLite's reference integer Mean: (sum - zp_in*count) * (s_in / (count*s_out)) requantized.
+        m, s = quantize_multiplier(float(qi.s) / float(qo.s))
+        attrs["multiplier"], attrs["shift"] = m, s
+        return "mean", attrs, ins[:1]
+
+
+def _softmax_float_table(beta: float, input_scale: float) -> np.ndarray:
+    """TFLite's PopulateSoftmaxLookupTable, computed with float32 arithmetic and libm's expf."""
+    from .._libm import expf
+
+    scale = np.float32(-np.float32(input_scale) * np.float32(beta))
+    table = np.zeros(256, np.float32)
+    for val in range(256):
+        table[255 - val] = expf(np.float32(scale * np.float32(val)))
+    return table
+
+
+def _softmax_gemmlowp_params(beta: float, input_scale: float) -> dict:
+    """TFLite Micro's integer softmax constants (PreprocessSoftmaxScaling, 5 integer bits)."""
+    import math
+
+    integer_bits = 5
+    real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
+    mult, shift = quantize_multiplier(real)
+    radius = math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift))
+    return {"input_multiplier": mult, "input_left_shift": shift, "diff_min": -radius}

@@ -1,0 +1,73 @@
+"""Run a .tflite file through a TFLite interpreter to get golden outputs.
+
+`tflite` uses LiteRT (ai-edge-litert) or, where that is what is installed,
+tflite-runtime, always with TFLite's reference kernels (BUILTIN_REF): the
+default optimized path can differ by a few LSB. `tflm` uses TFLite Micro's
+Python interpreter.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DmxError
+
+GOLDENS = ("tflite", "tflm")
+
+
+def _tflite_interpreter(path: Path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter, OpResolverType
+        except ImportError:
+            raise DmxError("no TFLite interpreter: install ai-edge-litert (or tflite-runtime)") from None
+    return Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+
+
+def run_golden(path: str | Path, inputs: list[np.ndarray], golden: str = "tflite",
+               n_outputs: int = 1) -> list[np.ndarray]:
+    """Run one set of inputs (graph input order); return outputs in graph output order."""
+    path = Path(path)
+    if golden == "tflite":
+        it = _tflite_interpreter(path)
+        it.allocate_tensors()
+        for d, x in zip(it.get_input_details(), inputs):
+            it.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
+        it.invoke()
+        return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+    if golden == "tflm":
+        try:
+            from tflite_micro import runtime
+        except ImportError:
+            raise DmxError("--golden tflm needs the tflite-micro package (pip install tflite-micro)") from None
+        it = runtime.Interpreter.from_file(str(path))
+        for i, x in enumerate(inputs):
+            it.set_input(np.asarray(x), i)
+        it.invoke()
+        return [it.get_output(i).copy() for i in range(n_outputs)]
+    raise DmxError(f"unknown golden {golden!r}; choose one of {', '.join(GOLDENS)}")
+
+
+
+def run_tflite_all(path: str | Path, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """Every tensor's value (by TFLite tensor index) after one run, for per-layer diffs."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        return {}
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
+    it.invoke()
+    out = {}
+    for d in it.get_tensor_details():
+        try:
+            out[d["index"]] = it.get_tensor(d["index"]).copy()
+        except ValueError:
+            pass
+    return out

@@ -1,0 +1,205 @@
+"""TFLite's integer rounding, the one place it lives in Python.
+
+Every function works elementwise on numpy arrays (or Python ints) and returns
+exactly what TFLite's C++ (tensorflow/lite/kernels/internal/common.h) returns,
+including saturation at INT32_MIN * INT32_MIN and C's truncating division.
+The C templates hold the one C implementation; tests/test_fixedpoint.py keeps
+the two equal.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap to int32, as C's int32 arithmetic does in practice."""
+    return ((np.asarray(x, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int64)
+
+
+def round_half_away(x: float) -> int:
+    """std::round: ties away from zero (TfLiteRound)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """Real multiplier -> (int32 Q31 multiplier, shift), TFLite's QuantizeMultiplier.
+
+    real = multiplier * 2**(shift - 31); a positive shift is a left shift.
+    """
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = round_half_away(q * (1 << 31))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift = 0
+        q_fixed = 0
+    return int(q_fixed), int(shift)
+
+
+def quantize_multiplier_array(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
+    mult = np.array([p[0] for p in pairs], dtype=np.int32)
+    shift = np.array([p[1] for p in pairs], dtype=np.int32)
+    return mult, shift
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """(a * b * 2 + 2**31) >> 32 with TFLite's nudge and truncation toward zero."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    overflow = (a == b) & (a == INT32_MIN)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    v = ab + nudge
+    # C integer division by 2**31 truncates toward zero.
+    high = np.where(v >= 0, v >> 31, -((-v) >> 31))
+    return np.where(overflow, INT32_MAX, _wrap32(high))
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """x / 2**exponent rounded half away from zero (gemmlowp's RoundingDivideByPOT)."""
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding), int32 result."""
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = _wrap32(x * (np.int64(1) << left))
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def multiply_by_quantized_multiplier_single(x, multiplier, shift) -> np.ndarray:
+    """One rounding: (x * multiplier + 2**(t-1)) >> t with t = 31 - shift.
+
+    TFLite's reference FULLY_CONNECTED requantizes this way (its 64-bit
+    MultiplyByQuantizedMultiplier); TFLite Micro and every other kernel use the
+    double-rounding version above. The two differ when the first rounding
+    lands exactly on a half.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    total = 31 - np.asarray(shift, dtype=np.int64)
+    return (x * np.asarray(multiplier, dtype=np.int64) + (np.int64(1) << (total - 1))) >> total
+
+
+ROUNDINGS = {"double": multiply_by_quantized_multiplier, "single": multiply_by_quantized_multiplier_single}
+
+
+def activation_range(activation: str, scale: float, zero_point: int,
+                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """Clamp bounds of a fused activation in the quantized domain.
+
+    TFLite's CalculateActivationRangeQuantized: f / scale is computed in float32.
+    """
+    def q(f: float) -> int:
+        return zero_point + round_half_away(float(np.float32(f) / np.float32(scale)))
+
+    if activation in ("NONE", "none", None):
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, q(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    raise ValueError(f"unsupported fused activation {activation}")
+
+
+# --- gemmlowp fixed-point helpers, for TFLite Micro's integer softmax ---------
+# Raw values are int32 held in int64 arrays; `_wrap32` reproduces C's wrap.
+
+def _srdhm(a, b):
+    return saturating_rounding_doubling_high_mul(a, b)
+
+
+def _sat_mul_pot(x, exponent: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingMultiplyByPOT."""
+    x = np.asarray(x, dtype=np.int64)
+    if exponent < 0:
+        return rounding_divide_by_pot(x, -exponent)
+    if exponent == 0:
+        return x
+    threshold = (1 << (31 - exponent)) - 1
+    r = _wrap32(x << exponent)
+    r = np.where(x > threshold, INT32_MAX, r)
+    return np.where(x < -threshold, INT32_MIN, r)
+
+
+def _exp_quarter(a):
+    """exp on [-1/4, 0) for Q0.31 input (gemmlowp)."""
+    constant_term = 1895147668
+    one_third = 715827883
+    x = _wrap32(a + (1 << 28))
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = _sat_mul_pot(x4, -2)
+    poly = _sat_mul_pot(_wrap32(_srdhm(_wrap32(x4_over_4 + x3), one_third) + x2), -1)
+    return _wrap32(constant_term + _srdhm(constant_term, _wrap32(x + poly)))
+
+
+def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values: Q(integer_bits) input <= 0 -> Q0.31 output."""
+    a = np.asarray(a, dtype=np.int64)
+    frac = 31 - integer_bits
+    one_quarter = 1 << (frac - 2)
+    mask = one_quarter - 1
+    a_mod = _wrap32((a & mask) - one_quarter)
+    result = _exp_quarter(_sat_mul_pot(a_mod, integer_bits))
+    remainder = _wrap32(a_mod - a)
+    for exponent, mult in ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+                           (2, 39332535), (3, 720401), (4, 242)):
+        if integer_bits > exponent:
+            bit = 1 << (frac + exponent)
+            result = np.where((remainder & bit) != 0, _srdhm(result, mult), result)
+    if integer_bits > 5:
+        clamp = -(1 << (36 - integer_bits))
+        result = np.where(a < clamp, 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _one_over_one_plus_x(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1 (Newton-Raphson), Q0.31 in and out."""
+    s = np.asarray(a, dtype=np.int64) + INT32_MAX
+    half_den = np.where(s >= 0, (s + 1) // 2, -((-s + 1) // 2))  # (sum + sign) / 2, C division
+    x = _wrap32(1515870810 + _srdhm(half_den, -1010580540))
+    one_q2 = 1 << 29
+    for _ in range(3):
+        hx = _srdhm(half_den, x)
+        x = _wrap32(x + _sat_mul_pot(_srdhm(x, _wrap32(one_q2 - hx)), 2))
+    return _sat_mul_pot(x, 1)
+
+
+def softmax_gemmlowp(x: np.ndarray, attrs: dict) -> np.ndarray:
+    """TFLite Micro's int8 softmax over the last axis (reference_ops::Softmax)."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    diff = rows - rows.max(axis=1, keepdims=True)
+    valid = diff >= attrs["diff_min"]
+    rescaled = _srdhm(diff * (1 << attrs["input_left_shift"]), attrs["input_multiplier"])
+    exps = exp_on_negative_values(rescaled, 5)
+    sum_exps = np.where(valid, rounding_divide_by_pot(exps, 12), 0).sum(axis=1)
+    sum_exps = _wrap32(sum_exps)
+    # GetReciprocal with 12 integer digits
+    u = sum_exps.astype(np.uint64) & 0xFFFFFFFF
+    clz = np.array([32 - int(v).bit_length() for v in u], dtype=np.int64)
+    bits_over_unit = 12 - clz
+    shifted = _wrap32(((u << clz.astype(np.uint64)) & 0xFFFFFFFF).astype(np.int64) - (1 << 31))
+    scale = _one_over_one_plus_x(shifted)
+    out = rounding_divide_by_pot(_srdhm(scale[:, None], exps), (bits_over_unit + 31 - 8)[:, None]) - 128
+    out = np.where(valid, np.clip(out, -128, 127), -128)
+    return out.reshape(x.shape)

@@ -1,0 +1,71 @@
+"""The golden model: a numpy interpreter over the integer Graph.
+
+One function per op kind, registered in KERNELS. Integer arithmetic only on
+the int8 path (int64 where TFLite widens, float64 matmul only where every
+partial sum is an integer below 2**53, so it is exact).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DmxError
+from ..graph import Graph, Op
+from . import conv, elementwise, fully_connected, misc, pool, quantize, softmax
+
+KERNELS: dict[str, Callable] = {
+    "conv2d": conv.conv2d,
+    "depthwise_conv2d": conv.depthwise_conv2d,
+    "fully_connected": fully_connected.fully_connected,
+    "add": elementwise.add,
+    "mul": elementwise.mul,
+    "avg_pool2d": pool.avg_pool2d,
+    "max_pool2d": pool.max_pool2d,
+    "softmax": softmax.softmax,
+    "quantize": quantize.quantize,
+    "dequantize": quantize.dequantize,
+    "reshape": misc.reshape,
+    "pad": misc.pad,
+    "reduce_max": misc.reduce_max,
+    "mean": misc.mean,
+}
+
+
+def run_op(graph: Graph, op: Op, values: dict[str, np.ndarray]) -> np.ndarray:
+    args = [values[n] if n else None for n in op.inputs]
+    out_t = graph.tensors[op.outputs[0]]
+    result = KERNELS[op.kind](op, args, out_t)
+    return np.asarray(result).astype(out_t.dtype, copy=False).reshape(out_t.shape)
+
+
+def run(graph: Graph, inputs, keep: bool = False) -> dict[str, np.ndarray]:
+    """Run the graph; `inputs` is a list (graph input order) or a name->array dict.
+
+    Returns the graph outputs by name, or every tensor's value when keep=True.
+    """
+    if not isinstance(inputs, dict):
+        inputs = dict(zip(graph.inputs, inputs))
+    values: dict[str, np.ndarray] = {n: t.data for n, t in graph.tensors.items() if t.is_const}
+    for name in graph.inputs:
+        t = graph.tensors[name]
+        if name not in inputs:
+            raise DmxError(f"no value given for graph input {name!r}")
+        x = np.asarray(inputs[name])
+        if x.size != t.size:
+            raise DmxError(f"input {name!r} needs {t.size} values of shape {list(t.shape)}, got shape {list(x.shape)}")
+        values[name] = x.astype(t.dtype).reshape(t.shape)
+    for op in graph.ops:
+        values[op.outputs[0]] = run_op(graph, op, values)
+        if not keep:
+            for n in op.inputs:
+                if n and n not in graph.outputs and not graph.tensors[n].is_const and _last_use(graph, n, op):
+                    values.pop(n, None)
+    if keep:
+        return values
+    return {n: values[n] for n in graph.outputs}
+
+
+def _last_use(graph: Graph, name: str, op: Op) -> bool:
+    idx = graph.ops.index(op)
+    return all(name not in later.inputs for later in graph.ops[idx + 1:])

@@ -1,0 +1,1 @@
+"""Support for tests, tools and demos: build small .tflite models without TensorFlow."""

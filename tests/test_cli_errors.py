@@ -1,0 +1,101 @@
+"""Bad input: one clear line, exit code 2, no traceback unless --debug."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmxgen.testing.tflite_builder import ModelBuilder
+
+DMXGEN = [sys.executable, "-m", "dmxgen.cli"]
+
+
+def run(*args, debug=False):
+    cmd = DMXGEN + (["--debug"] if debug else []) + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def fc_model(out_shape=(1, 4), opname="FULLY_CONNECTED") -> bytes:
+    m = ModelBuilder()
+    x = m.tensor("x", [1, 8], scale=0.1, zero_point=0)
+    w = m.tensor("w", [4, 8], scale=0.01, zero_point=0, data=np.ones((4, 8)))
+    y = m.tensor("y", list(out_shape), scale=0.2, zero_point=0)
+    if opname == "FULLY_CONNECTED":
+        m.op(opname, [x, w, -1], [y])
+    else:
+        m.op(opname, [x], [y])
+    return m.build([x], [y])
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify"])
+def test_not_a_tflite_file(tmp_path, command):
+    p = tmp_path / "notes.tflite"
+    p.write_text("this is not a model\n")
+    assert_one_line_error(run(command, p), "notes.tflite", "not a TFLite flatbuffer")
+
+
+def test_missing_file(tmp_path):
+    assert_one_line_error(run("inspect", tmp_path / "nope.tflite"), "no such file")
+
+
+def test_truncated_file(tmp_path):
+    data = fc_model()
+    p = tmp_path / "cut.tflite"
+    p.write_bytes(data[: len(data) // 2])
+    assert_one_line_error(run("inspect", p), "cut.tflite", "truncated")
+
+
+def test_corrupted_flatbuffer(tmp_path):
+    data = bytearray(fc_model())
+    rng = np.random.default_rng(0)
+    data[8:] = rng.integers(0, 256, len(data) - 8, dtype=np.uint8).tobytes()
+    p = tmp_path / "garbage.tflite"
+    p.write_bytes(bytes(data))
+    assert_one_line_error(run("inspect", p), "garbage.tflite")
+
+
+def test_unsupported_operator_names_op_and_tensor(tmp_path):
+    p = tmp_path / "tanh.tflite"
+    p.write_bytes(fc_model(out_shape=(1, 8), opname="TANH"))
+    assert_one_line_error(run("verify", p), "operator 0 (TANH) is not supported")
+
+
+def test_inconsistent_shapes_name_the_layer(tmp_path):
+    p = tmp_path / "shapes.tflite"
+    p.write_bytes(fc_model(out_shape=(1, 5)))
+    assert_one_line_error(run("inspect", p), "shapes.tflite", "fully_connected", "'y'", "output shape [1, 5]")
+
+
+def test_debug_shows_traceback(tmp_path):
+    p = tmp_path / "tanh.tflite"
+    p.write_bytes(fc_model(out_shape=(1, 8), opname="TANH"))
+    r = run("inspect", p, debug=True)
+    assert r.returncode != 0
+    assert "Traceback" in r.stderr and "DmxError" in r.stderr
+
+
+def test_bad_input_npy(tmp_path, small_model):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros(7, np.int8))
+    assert_one_line_error(run("verify", small_model, "--input", bad), "bad.npy", "whole number of inputs")
+
+
+def test_help_explains_commands():
+    r = run("--help")
+    assert r.returncode == 0
+    for cmd in ("inspect", "verify"):
+        assert cmd in r.stdout
+    r = run("verify", "--help")
+    assert "--golden" in r.stdout and "bit-exact" in r.stdout
