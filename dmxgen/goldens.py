@@ -30,7 +30,19 @@ def _tflite_interpreter(path: Path):
 def run_golden(path: str | Path, inputs: list[np.ndarray], golden: str = "tflite",
                n_outputs: int = 1) -> list[np.ndarray]:
     """Run one set of inputs (graph input order); return outputs in graph output order."""
-    path = Path(path)
+    try:
+        return _run_golden(Path(path), inputs, golden, n_outputs)
+    except DmxError:
+        raise
+    except (RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        hint = ""
+        if "lacks data" in first:
+            hint = " (its dense weights were stripped by `dmxgen compress --strip-dense`; verify the original model)"
+        raise DmxError(f"{path}: the {golden} interpreter cannot run this model: {first}{hint}") from None
+
+
+def _run_golden(path: Path, inputs: list[np.ndarray], golden: str, n_outputs: int) -> list[np.ndarray]:
     if golden == "tflite":
         it = _tflite_interpreter(path)
         it.allocate_tensors()

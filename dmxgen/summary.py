@@ -28,7 +28,8 @@ def layer_rows(graph: Graph) -> list[dict]:
         if w is not None:
             zeros = int(np.count_nonzero(w.data == 0))
             row.update(params=int(w.data.size), zeros=zeros, sparsity=zeros / max(1, w.data.size),
-                       weight_bytes=int(w.data.nbytes), weight_shape=list(w.shape))
+                       weight_bytes=int(w.data.nbytes), weight_shape=list(w.shape),
+                       stored=w.encoded.format if w.encoded is not None else "dense")
         rows.append(row)
     return rows
 

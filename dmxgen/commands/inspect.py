@@ -35,7 +35,12 @@ def command(model, as_json, formats):
              f"{r['params']:,}" if r["params"] else "-",
              f"{100 * r['sparsity']:.1f}%" if r["sparsity"] is not None else "-",
              f"{r['weight_bytes']:,}" if r["weight_bytes"] else "-"] for r in rows]
-    click.echo(table(body, ["#", "layer", "op", "input", "output", "dtype", "quant", "weights", "zeros", "bytes"]))
+    header = ["#", "layer", "op", "input", "output", "dtype", "quant", "weights", "zeros", "bytes"]
+    if any(r.get("stored", "dense") != "dense" for r in rows):  # a file written by `dmxgen compress`
+        header.append("stored")
+        for b, r in zip(body, rows):
+            b.append(r.get("stored", "-"))
+    click.echo(table(body, header))
     t = result["totals"]
     click.echo(f"total: {t['params']:,} weights, {100 * t['sparsity']:.1f}% zeros, {t['weight_bytes']:,} bytes as dense int8")
     if formats:

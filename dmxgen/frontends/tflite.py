@@ -75,6 +75,9 @@ class _Reader:
         self.sg = self.model.Subgraphs(0)
         self.g = Graph(source=str(path))
         self.names: dict[int, str] = {}
+        from .tflite_packed import read_packed  # weights stored encoded by `dmxgen compress`
+
+        self.packed = read_packed(self.model) if self.model.MetadataLength() else {}
 
     # -- tensors ---------------------------------------------------------
     def tensor_name(self, idx: int) -> str:
@@ -113,7 +116,14 @@ class _Reader:
                 if start + size > len(self.buf):
                     raise DmxError(f"{self.path}: tensor {name!r}: data lies past the end of the file (truncated?)")
                 data = np.frombuffer(self.buf[start:start + size], dtype=dtype).reshape(shape).copy()
-        self.g.add_tensor(Tensor(name, shape, dtype, quant, data, origin=idx))
+        encoded = None
+        if idx in self.packed:
+            from ..codecs.view import from_matrix
+
+            encoded, op_kind, wshape = self.packed[idx]
+            if data is None:
+                data = from_matrix(op_kind, encoded.decode(), wshape).astype(dtype)
+        self.g.add_tensor(Tensor(name, shape, dtype, quant, data, origin=idx, encoded=encoded))
         self.names[idx] = name
         return name
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,7 @@ class Tensor:
     quant: QuantParams | None = None
     data: np.ndarray | None = field(default=None, repr=False)
     origin: int | None = None  # index of the tensor in the source model, for per-layer comparisons
+    encoded: Any = field(default=None, repr=False)  # weights stored pre-encoded in the model file
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(d) for d in self.shape)
