@@ -138,3 +138,20 @@ def load_tflite_bytes(data: bytes):
         p = Path(d) / "m.tflite"
         p.write_bytes(data)
         return load_tflite(p)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name,dense,dcsr,ratio", [
+    ("dcsr/sparse_l_90.tflite", 579600, 111139, "5.22x"),
+    ("dcsr/mobilenetv2_cifar10_sparse90.tflite", 1927680, 398745, "4.83x"),
+])
+def test_inspect_formats_paper_figures(name, dense, dcsr, ratio):
+    """formats.md's reference figures, through the CLI (text and JSON)."""
+    model = shared_or_skip(name)
+    r = CliRunner().invoke(main, ["inspect", str(model), "--formats"], catch_exceptions=False)
+    assert f"dense {dense} B -> dCSR {dcsr} B ({ratio}" in r.output
+    j = json.loads(CliRunner().invoke(main, ["inspect", str(model), "--formats", "--json"]).output)
+    sel = j["formats"]["selected_totals"]
+    assert (sel["dense"], sel["dcsr"]) == (dense, dcsr)
+    rows = [x for x in j["formats"]["rows"] if x["selected"]]
+    assert all({"dense", "csr", "dcsr", "rle", "chosen"} <= set(x) for x in rows)
