@@ -21,28 +21,15 @@ sys.path.insert(0, str(ROOT))
 
 from dmxgen.codecs import FORMATS, encode  # noqa: E402
 from dmxgen.codecs.view import as_matrix  # noqa: E402
+from dmxgen.frontends.tflite import load_tflite  # noqa: E402
 
 TARGET_S = 5.0
-OP_KINDS = {3: "conv2d", 4: "depthwise_conv2d", 9: "fully_connected"}  # tflite.BuiltinOperator
 
 
 def weight_matrices(path: Path) -> list[np.ndarray]:
-    """The 2-D views of a model's conv/FC weights (a tiny reader; the real one is the tflite frontend)."""
-    import tflite
-
-    model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
-    graph = model.Subgraphs(0)
-    out = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        kind = OP_KINDS.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
-        if kind is None:
-            continue
-        t = graph.Tensors(op.Inputs(1))
-        w = model.Buffers(t.Buffer()).DataAsNumpy().view(np.int8).reshape(t.ShapeAsNumpy())
-        out.append(as_matrix(kind, w))
-    return out
+    """The 2-D views of a model's conv/FC weights, read by the project's frontend."""
+    g = load_tflite(path)
+    return [as_matrix(op.kind, g.weights(op).data) for op in g.ops if g.weights(op) is not None]
 
 
 def main(argv: list[str]) -> int:
