@@ -189,17 +189,15 @@ class _Reader:
             if t.dtype != "int8":
                 raise DmxError(f"tensor {name!r} is {t.dtype}; only int8 is supported for this operator")
 
-    def _channel_multipliers(self, inp: Tensor, w: Tensor, out: Tensor, channels: int, float_product: bool = False):
+    def _channel_multipliers(self, inp: Tensor, w: Tensor, out: Tensor, channels: int):
         qi, qw, qo = self._need_quant(inp, "input"), self._need_quant(w, "weight"), self._need_quant(out, "output")
         if np.any(qw.zero_point != 0):
             raise DmxError(f"weight tensor {w.name!r} has a nonzero zero point; int8 weights must be symmetric")
         wscale = qw.scale if qw.scale.size == channels else np.full(channels, qw.scale[0], np.float32)
-        if float_product:
-            # TFLite's FULLY_CONNECTED (GetQuantizedConvolutionMultipler) multiplies
-            # the two float32 scales in float32 before widening to double.
-            reals = [float(np.float32(np.float32(qi.s) * s)) / float(np.float32(qo.s)) for s in wscale]
-        else:
-            reals = [float(qi.s) * float(s) / float(qo.s) for s in wscale]
+        # PopulateConvolutionQuantizationParams: double(s_in) * double(s_w) / double(s_out),
+        # also for FULLY_CONNECTED in LiteRT and TFLM (tests/ops/test_fully_connected.py
+        # finds scales where a float32 product s_in * s_w gives another multiplier).
+        reals = [float(qi.s) * float(s) / float(qo.s) for s in wscale]
         return quantize_multiplier_array(np.array(reals, dtype=np.float64))
 
     def _conv_common(self, ins, outs, stride_h, stride_w, dil_h, dil_w, padding, kh, kw):
@@ -276,8 +274,7 @@ class _Reader:
                  "batches": inp.size // cin,
                  # LiteRT's reference FC rounds once, TFLite Micro's twice (docs/goldens.md).
                  "rounding": "single" if self.semantics == "tflite" else "double"}
-        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(
-            inp, w, out, cout, float_product=self.semantics == "tflite")
+        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, out, cout)
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "fully_connected", attrs, self._bias(ins, cout)
 
@@ -311,7 +308,12 @@ class _Reader:
         self._int8_io(ins, outs, 2)
         a, b, out = self._broadcastable(ins, outs)
         qa, qb, qo = (self._need_quant(t, "MUL") for t in (a, b, out))
-        mo, so = quantize_multiplier(float(qa.s) * float(qb.s) / float(qo.s))
+        if self.semantics == "tflite":
+            # LiteRT's mul.cc Prepare: s1 * s2 / s_out evaluated in float32, then widened.
+            real = float(np.float32(np.float32(qa.s) * np.float32(qb.s)) / np.float32(qo.s))
+        else:
+            real = float(qa.s) * float(qb.s) / float(qo.s)  # TFLM's mul_common.cc: in double
+        mo, so = quantize_multiplier(real)
         o = self.options(op, tflite.MulOptions)
         attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
                  "output_multiplier": mo, "output_shift": so}
@@ -417,6 +419,11 @@ class _Reader:
         if c.data is None:
             raise DmxError("PADV2's constant value must be constant")
         v = c.data.reshape(-1)[0]
+        if c.dtype == "int8":
+            qc, qo = self._need_quant(c, "PADV2 constant"), self._need_quant(self.g.tensors[outs[0]], "output")
+            if qc.zp != qo.zp or qc.s != qo.s:  # LiteRT and TFLM refuse this too (pad.cc, pad_common.cc)
+                raise DmxError(f"PADV2's constant {c.name!r} is quantized ({qc.describe()}) unlike the output "
+                               f"({qo.describe()})")
         return self.op_pad(op, ins, outs, value=float(v) if c.dtype == "float32" else int(v))
 
     def _axes(self, ins) -> tuple[int, ...]:
@@ -445,9 +452,13 @@ class _Reader:
         qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
         count = int(np.prod([inp.shape[a] for a in axes]))
         attrs = {"axes": axes, "mode": "int8", "input_offset": -qi.zp, "output_offset": qo.zp, "count": count}
-        # TFLite's reference integer Mean: (sum - zp_in*count) * (s_in / (count*s_out)) requantized.
+        # Prepare: (multiplier, shift) of s_in / s_out. Eval (QuantizedMeanOrSum) folds
+        # 1/count into it: shift by floor(log2(count)) (at most 32 and 31 + shift),
+        # integer-divide the widened multiplier by count. Checked against LiteRT and TFLM.
         m, s = quantize_multiplier(float(qi.s) / float(qo.s))
         attrs["multiplier"], attrs["shift"] = m, s
+        fold = min(count.bit_length() - 1, 32, 31 + s)
+        attrs["mean_multiplier"], attrs["mean_shift"] = (m << fold) // count, s - fold
         return "mean", attrs, ins[:1]
 
 

@@ -44,6 +44,8 @@ def check_op(g, op) -> str | None:
             return f"input {list(x.shape)} is not a whole number of rows of {w.shape[1]}"
         if out.size != (x.size // w.shape[1]) * w.shape[0]:
             return f"output shape {list(out.shape)} should hold {(x.size // w.shape[1]) * w.shape[0]} values"
+        if not out.shape or out.shape[-1] != w.shape[0]:
+            return f"output shape {list(out.shape)} should end in the {w.shape[0]} output channels"
     elif op.kind in ("add", "mul"):
         try:
             shape = np.broadcast_shapes(ins[0].shape, ins[1].shape)
@@ -59,9 +61,13 @@ def check_op(g, op) -> str | None:
         want = (x.shape[0], _conv_out(x.shape[1], kh, sh, 1, pt, pb), _conv_out(x.shape[2], kw, sw, 1, pl, pr), x.shape[3])
         if want != out.shape:
             return f"output shape {list(out.shape)} should be {list(want)}"
-    elif op.kind in ("reshape", "softmax", "quantize", "dequantize"):
+    elif op.kind == "reshape":
         if ins[0].size != out.size:
             return f"input {list(ins[0].shape)} and output {list(out.shape)} hold different numbers of values"
+    elif op.kind in ("softmax", "quantize", "dequantize"):
+        # elementwise (softmax along the last axis): TFLite gives the output the input's shape
+        if ins[0].shape != out.shape:
+            return f"output shape {list(out.shape)} should be the input's {list(ins[0].shape)}"
     elif op.kind in ("reduce_max", "mean"):
         kept = [d for i, d in enumerate(ins[0].shape) if i not in op.attrs["axes"]]
         if int(np.prod(kept, dtype=np.int64)) != out.size:

@@ -1,0 +1,113 @@
+"""Build a one-op .tflite, run it through the reference and an interpreter, demand bit equality.
+
+Every tests/ops/test_<op>.py builds tiny models with ModelBuilder and calls
+`check`, which feeds seeded random inputs plus the extremes (all -128, all
+127 for int8) to `dmxgen.reference.run` and to LiteRT's reference kernels
+(or TFLite Micro) and compares the raw bytes of the outputs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dmxgen import reference
+from dmxgen.frontends.tflite import load_tflite
+from dmxgen.goldens import run_golden, run_tflite_all
+from dmxgen.graph import Graph
+from dmxgen.testing.tflite_builder import ModelBuilder
+
+def save(m: ModelBuilder, tmp_path: Path, inputs: list[int], outputs: list[int], name: str = "op") -> Path:
+    return m.save(Path(tmp_path) / f"{name}.tflite", inputs, outputs)
+
+
+def random_input(rng: np.random.Generator, shape, dtype: str, float_range: float = 4.0) -> np.ndarray:
+    if dtype == "int8":
+        return rng.integers(-128, 128, size=shape).astype(np.int8)
+    if dtype == "float32":
+        return (rng.standard_normal(size=shape) * float_range).astype(np.float32)
+    raise ValueError(dtype)
+
+
+def input_sets(graph: Graph, n: int, seed: int, extremes: bool = True,
+               float_range: float = 4.0) -> list[list[np.ndarray]]:
+    """n random input sets, then (int8 inputs only) all -128 and all 127."""
+    rng = np.random.default_rng(seed)
+    ts = [graph.tensors[name] for name in graph.inputs]
+    sets = [[random_input(rng, t.shape, t.dtype, float_range) for t in ts] for _ in range(n)]
+    if extremes and all(t.dtype == "int8" for t in ts):
+        for v in (-128, 127):
+            sets.append([np.full(t.shape, v, np.int8) for t in ts])
+        if len(ts) == 2:  # opposite corners of a binary op
+            sets.append([np.full(ts[0].shape, -128, np.int8), np.full(ts[1].shape, 127, np.int8)])
+            sets.append([np.full(ts[0].shape, 127, np.int8), np.full(ts[1].shape, -128, np.int8)])
+    return sets
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return a.tobytes() == b.tobytes()
+
+
+def compare(path: Path, sets: list[list[np.ndarray]], golden: str = "tflite", per_layer: bool = False) -> np.ndarray:
+    """Reference vs `golden` on every input set; returns all outputs stacked (for extra asserts).
+
+    `per_layer` (LiteRT only) also compares every op's output tensor.
+    """
+    graph = load_tflite(path, semantics=golden)  # each golden has the frontend semantics of the same name
+    outs = []
+    for k, inputs in enumerate(sets):
+        values = reference.run(graph, inputs, keep=per_layer)
+        if per_layer and golden == "tflite":
+            every = run_tflite_all(path, inputs)
+            for op in graph.ops:
+                mine, theirs = values[op.outputs[0]], every[graph.tensors[op.outputs[0]].origin]
+                assert _same_bits(mine, theirs.reshape(mine.shape)), f"{op.name} differs on input set {k}"
+        ref = values[graph.outputs[0]]
+        gold = np.asarray(run_golden(path, inputs, golden)[0])
+        if not _same_bits(ref, gold):
+            bad = np.flatnonzero(ref.reshape(-1) != gold.reshape(-1)) if ref.size == gold.size else []
+            raise AssertionError(
+                f"{path.name} vs {golden}, input set {k}: reference {ref.dtype}{list(ref.shape)} differs from "
+                f"golden {gold.dtype}{list(gold.shape)} at {len(bad)} positions; first: "
+                + ", ".join(f"[{i}] ref={ref.reshape(-1)[i]} gold={gold.reshape(-1)[i]}" for i in bad[:5]))
+        outs.append(ref)
+    return np.stack(outs)
+
+
+def check(m: ModelBuilder, tmp_path: Path, inputs: list[int], outputs: list[int], *,
+          goldens: tuple[str, ...] = ("tflite",), n: int = 8, seed: int = 0, extra: list | None = None,
+          extremes: bool = True, float_range: float = 4.0, min_distinct: int = 2,
+          per_layer: bool = False) -> np.ndarray:
+    """Save the model, compare it with each golden on n random + extreme (+ `extra`) input sets.
+
+    `min_distinct` guards against vacuous cases: the outputs over all input
+    sets must take at least that many distinct values (a kernel that always
+    saturates or always returns zero proves little).
+    """
+    path = save(m, tmp_path, inputs, outputs)
+    graph = load_tflite(path)
+    sets = input_sets(graph, n, seed, extremes, float_range) + list(extra or [])
+    result = None
+    for golden in goldens:
+        result = compare(path, sets, golden, per_layer)
+    assert result is not None
+    assert np.unique(result).size >= min_distinct, f"only {np.unique(result).size} distinct output values"
+    return result
+
+
+# -- small builders shared by several op files ---------------------------------
+
+def weights(rng: np.random.Generator, shape, lo: int = -127, hi: int = 127) -> np.ndarray:
+    return rng.integers(lo, hi + 1, size=shape).astype(np.int8)
+
+
+def output_scale(s_in: float, s_w, taps: int, spread: float = 1.0) -> float:
+    """An output scale that puts a typical accumulator of `taps` random products near +-40 LSB / spread."""
+    s_w = float(np.max(np.atleast_1d(s_w)))
+    return float(s_in * s_w * np.sqrt(taps) * 74 * 74 / 40 / spread)
+
+
+def bias(rng: np.random.Generator, n: int, magnitude: int = 2000) -> np.ndarray:
+    return rng.integers(-magnitude, magnitude + 1, size=n).astype(np.int32)

@@ -1,0 +1,157 @@
+"""CONV_2D edge cases: padding, strides, dilation, kernel shapes, scales, zero points, activations."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmxgen.testing.tflite_builder import ModelBuilder
+
+from ._harness import bias, check, weights
+
+
+def out_size(size: int, k: int, stride: int, dil: int, padding: str) -> int:
+    """TFLite's output size rule (written out here, not taken from the frontend)."""
+    eff = (k - 1) * dil + 1
+    return -(-size // stride) if padding == "SAME" else -(-(size - eff + 1) // stride)
+
+
+def conv_model(seed=0, *, n=1, h=8, w=8, cin=3, cout=4, k=(3, 3), stride=(1, 1), dil=(1, 1), padding="SAME",
+               per_channel=True, zp_in=-128, zp_out=-128, act="NONE", with_bias=True, spread=1.0,
+               s_in=0.02, s_out=0.05):
+    """One CONV_2D whose weight scales put typical outputs near +-40 LSB (times `spread`)."""
+    rng = np.random.default_rng(seed)
+    kh, kw = k
+    taps = kh * kw * cin
+    base = s_out * 40 * spread / (s_in * np.sqrt(taps) * 74 * 74)
+    s_w = (base * rng.uniform(0.5, 2.0, cout) if per_channel else np.array([base])).astype(np.float32)
+    m = ModelBuilder()
+    x = m.tensor("x", [n, h, w, cin], scale=s_in, zero_point=zp_in)
+    wt = m.tensor("w", [cout, kh, kw, cin], scale=s_w, zero_point=np.zeros(s_w.size), axis=0,
+                  data=weights(rng, (cout, kh, kw, cin)))
+    ins = [x, wt]
+    if with_bias:
+        ins.append(m.tensor("b", [cout], "int32", scale=np.float32(s_in) * s_w, zero_point=np.zeros(s_w.size),
+                            data=bias(rng, cout, int(np.sqrt(taps) * 4000))))
+    # No bias: two inputs. A third input of -1 makes LiteRT's CONV_2D fail to prepare
+    # ("Tensor at index 2 was optional but was expected").
+    oh = out_size(h, kh, stride[0], dil[0], padding)
+    ow = out_size(w, kw, stride[1], dil[1], padding)
+    y = m.tensor("y", [n, oh, ow, cout], scale=s_out, zero_point=zp_out)
+    m.op("CONV_2D", ins, [y], padding=padding, strideH=stride[0], strideW=stride[1],
+         dilationHFactor=dil[0], dilationWFactor=dil[1], fusedActivationFunction=act)
+    return m, x, y
+
+
+CASES = {
+    "same_s1": {},
+    "valid_s1": {"padding": "VALID"},
+    "same_s2_odd": {"h": 9, "w": 9, "stride": (2, 2)},
+    "same_s2_even": {"stride": (2, 2)},
+    "valid_s2_odd": {"h": 9, "w": 7, "stride": (2, 2), "padding": "VALID"},
+    "same_s3_odd": {"h": 11, "w": 10, "stride": (3, 3)},
+    "same_s3_even": {"h": 12, "w": 8, "stride": (3, 3)},
+    "valid_s3": {"h": 11, "w": 10, "stride": (3, 3), "padding": "VALID"},
+    "stride_1x2": {"h": 7, "w": 9, "stride": (1, 2)},
+    "dilation2_same": {"h": 9, "w": 9, "dil": (2, 2)},
+    "dilation2_valid": {"h": 9, "w": 10, "dil": (2, 2), "padding": "VALID"},
+    "dilation2x1_s2": {"h": 10, "w": 9, "dil": (2, 1), "stride": (2, 2)},
+    "k1x1": {"k": (1, 1), "cin": 8, "cout": 6},
+    "k1x1_s2_odd": {"k": (1, 1), "h": 7, "w": 7, "stride": (2, 2)},
+    "k2x2_same": {"k": (2, 2)},  # even kernel: SAME pads only after
+    "k1x3": {"k": (1, 3)},
+    "k3x1_s2": {"k": (3, 1), "stride": (2, 2), "h": 9},
+    "k2x5_same": {"k": (2, 5), "h": 6, "w": 11},
+    "k5x5_s2_same": {"k": (5, 5), "h": 10, "w": 9, "stride": (2, 2), "cin": 2},
+    "kernel_is_image": {"k": (4, 4), "h": 4, "w": 4, "padding": "VALID", "cout": 7},
+    "per_tensor": {"per_channel": False},
+    "per_tensor_s2": {"per_channel": False, "stride": (2, 2), "h": 9},
+    "zp_in_0": {"zp_in": 0},
+    "zp_in_127": {"zp_in": 127},
+    "zp_out_127": {"zp_out": 127},
+    "zp_in_127_out_127": {"zp_in": 127, "zp_out": 127, "per_channel": False},
+    "relu": {"act": "RELU", "zp_out": -20},
+    "relu_zp_m128": {"act": "RELU"},
+    "relu6": {"act": "RELU6", "zp_out": -100, "s_out": 0.03, "spread": 2.0},
+    "relu6_clips_high": {"act": "RELU6", "zp_out": -128, "s_out": 0.01, "spread": 2.0},
+    "relu_n1_to_1": {"act": "RELU_N1_TO_1", "zp_out": 0, "s_out": 0.004},
+    "relu_n1_to_1_zp127": {"act": "RELU_N1_TO_1", "zp_out": 127, "s_out": 0.01},
+    "batch2": {"n": 2, "h": 7, "w": 6, "stride": (2, 2)},
+    "batch2_valid_dil": {"n": 2, "h": 9, "w": 9, "padding": "VALID", "dil": (2, 2)},
+    # Large multipliers: most outputs clip, and real multipliers > 1 give positive shifts.
+    "saturate_x8": {"spread": 8.0},
+    "saturate_shift_positive": {"spread": 2000.0, "zp_out": 0, "k": (1, 1)},
+    "saturate_relu6": {"spread": 8.0, "act": "RELU6", "s_out": 0.03, "zp_out": -100},
+    "tiny_multiplier": {"spread": 0.02, "zp_out": 3},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_conv2d_matches_litert(tmp_path, case):
+    m, x, y = conv_model(seed=len(case), **CASES[case])
+    check(m, tmp_path, [x], [y], n=6, seed=1)
+
+
+@pytest.mark.parametrize("case", ["same_s2_odd", "dilation2_same", "k2x5_same", "per_tensor", "zp_in_127",
+                                  "relu6", "relu_n1_to_1", "batch2", "saturate_x8"])
+def test_conv2d_matches_tflm(tmp_path, case):
+    m, x, y = conv_model(seed=len(case), **CASES[case])
+    check(m, tmp_path, [x], [y], goldens=("tflm",), n=4, seed=2)
+
+
+# LiteRT rejects int8 CONV_2D without a bias ("conv.cc:411 has_bias was not true"),
+# so the bias-less cases are checked against TFLite Micro only.
+@pytest.mark.parametrize("kw", [{}, {"stride": (2, 2), "h": 9, "per_channel": False, "zp_in": 5},
+                                {"k": (1, 1), "zp_in": 127, "act": "RELU", "zp_out": -30}])
+def test_conv2d_without_bias_matches_tflm(tmp_path, kw):
+    m, x, y = conv_model(seed=4, with_bias=False, **kw)
+    check(m, tmp_path, [x], [y], goldens=("tflm",), n=6, seed=3)
+
+
+def test_saturation_case_really_saturates(tmp_path):
+    """The saturation case is worth something only if outputs hit both rails."""
+    m, x, y = conv_model(seed=3, spread=8.0)
+    out = check(m, tmp_path, [x], [y], n=6, seed=1)
+    assert (out == 127).mean() > 0.1 and (out == -128).mean() > 0.1
+
+
+def random_conv_cases(count: int, seed: int) -> list[dict]:
+    """Seeded random configurations on top of the hand-picked ones above."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(count):
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        stride = tuple(int(v) for v in rng.integers(1, 4, 2))
+        dil = (1, 1) if max(stride) > 1 or rng.random() < 0.5 else tuple(int(v) for v in rng.integers(1, 4, 2))
+        h = int(rng.integers((kh - 1) * dil[0] + 1, 13))
+        w = int(rng.integers((kw - 1) * dil[1] + 1, 13))
+        cases.append({"h": h, "w": w, "k": (kh, kw), "stride": stride, "dil": dil,
+                      "padding": str(rng.choice(["SAME", "VALID"])), "cin": int(rng.integers(1, 6)),
+                      "cout": int(rng.integers(1, 6)), "per_channel": bool(rng.random() < 0.7),
+                      "zp_in": int(rng.choice([-128, -5, 0, 127])), "zp_out": int(rng.integers(-128, 128)),
+                      "act": str(rng.choice(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])),
+                      "s_out": float(rng.choice([0.004, 0.03, 0.05])), "spread": float(rng.choice([0.5, 1.0, 4.0])),
+                      "n": int(rng.choice([1, 1, 2]))})
+    return cases
+
+
+@pytest.mark.parametrize("kw", random_conv_cases(24, seed=2024), ids=lambda kw: f"{kw['k']}s{kw['stride']}d{kw['dil']}")
+def test_conv2d_random_configurations(tmp_path, kw):
+    m, x, y = conv_model(seed=5, **kw)
+    check(m, tmp_path, [x], [y], goldens=("tflite", "tflm"), n=3, seed=4, min_distinct=1)
+
+
+def test_harness_notices_one_lsb(tmp_path, monkeypatch):
+    """A reference off by one on a single value must fail the comparison."""
+    from dmxgen import reference
+
+    original = reference.KERNELS["conv2d"]
+
+    def off_by_one(op, args, out_t):
+        y = np.asarray(original(op, args, out_t)).astype(np.int16)
+        y.reshape(-1)[3] += 1 if y.reshape(-1)[3] < 127 else -1
+        return y
+
+    monkeypatch.setitem(reference.KERNELS, "conv2d", off_by_one)
+    m, x, y = conv_model(seed=1)
+    with pytest.raises(AssertionError, match=r"differs from golden .* at 1 positions"):
+        check(m, tmp_path, [x], [y], n=1, seed=1)

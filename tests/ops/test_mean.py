@@ -1,0 +1,96 @@
+"""MEAN: int8 (equal and different input/output quantization, several axes, keep_dims) and float32.
+
+LiteRT's reference and TFLite Micro both run int8 MEAN as
+reference_ops::QuantizedMeanOrSum: sum - zp_in*count, then one requantization
+whose multiplier folds in 1/count. A mean rounded before requantizing, or a
+shortcut for equal quantization, differs from it by 1 LSB on many outputs.
+"""
+from __future__ import annotations
+
+import pytest
+
+from dmxgen.frontends.tflite import load_tflite
+from dmxgen.testing.tflite_builder import ModelBuilder
+
+from ._harness import check, save
+
+
+def mean_model(shape, axes, keep, dtype="int8", s_in=0.05, zp_in=-3, s_out=0.02, zp_out=5, opname="MEAN"):
+    m = ModelBuilder()
+    q_in = {"scale": s_in, "zero_point": zp_in} if dtype == "int8" else {}
+    q_out = {"scale": s_out, "zero_point": zp_out} if dtype == "int8" else {}
+    x = m.tensor("x", shape, dtype, **q_in)
+    a = m.tensor("axes", [len(axes)], "int32", data=axes)
+    red = {v % len(shape) for v in axes}
+    out = [1 if i in red else d for i, d in enumerate(shape)] if keep else [d for i, d in enumerate(shape)
+                                                                            if i not in red]
+    y = m.tensor("y", out, dtype, **q_out)
+    m.op(opname, [x, a], [y], keepDims=keep)
+    return m, x, y
+
+
+INT8 = {
+    "hw_keep": ((1, 5, 7, 6), [1, 2], True, {}),
+    "hw_nokeep": ((1, 5, 7, 6), [1, 2], False, {}),
+    "wh_order_keep": ((2, 4, 3, 5), [2, 1], True, {}),
+    "negative_axes": ((1, 5, 7, 6), [-3, -2], True, {}),
+    "same_quant_keep": ((1, 5, 7, 6), [1, 2], True, {"s_out": 0.05, "zp_out": -3}),
+    "same_quant_nokeep": ((2, 4, 3, 5), [1, 2], False, {"s_out": 0.05, "zp_out": -3}),
+    "same_quant_last_axis": ((2, 4, 3, 5), [-1], True, {"s_in": 0.1, "zp_in": 10, "s_out": 0.1, "zp_out": 10}),
+    "one_axis": ((2, 4, 3, 5), [2], False, {"s_in": 0.1, "zp_in": 10, "s_out": 0.03, "zp_out": -7}),
+    "three_axes": ((2, 4, 3, 5), [1, 2, 3], False, {"s_in": 0.01, "zp_in": -128, "s_out": 0.002, "zp_out": 0}),
+    "all_axes": ((2, 3, 4), [0, 1, 2], False, {"zp_in": 127, "s_out": 0.1, "zp_out": 0}),
+    "duplicate_axes": ((1, 4, 4, 3), [1, 2, 1], True, {}),
+    "rank2": ((6, 10), [1], False, {"s_out": 0.01, "zp_out": 0}),
+    "count_1": ((1, 1, 1, 8), [1, 2], True, {}),
+    "count_49": ((1, 7, 7, 4), [1, 2], True, {"zp_in": -128, "zp_out": -128, "s_out": 0.01}),
+    "large_count": ((1, 16, 16, 2), [1, 2], True, {"s_in": 0.02, "s_out": 0.02, "zp_out": 0}),
+    # right shift 1 after folding: double rounding's tie case is frequent
+    "right_shift_1": ((1, 32, 2, 8), [2], False, {"s_in": 0.7, "zp_in": 0, "s_out": 1.0, "zp_out": 0}),
+    "right_shift_1_odd_count": ((1, 16, 3, 8), [2], False, {"s_in": 0.3, "zp_in": 0, "s_out": 1.0, "zp_out": 0}),
+    "output_larger_scale": ((1, 6, 6, 4), [1, 2], True, {"s_in": 0.02, "s_out": 0.5, "zp_out": 0}),
+    "saturates": ((1, 6, 6, 4), [1, 2], True, {"s_in": 0.5, "zp_in": 0, "s_out": 0.01, "zp_out": 0}),
+    "tiny_multiplier_large_count": ((1, 40, 40, 1), [1, 2], True, {"s_in": 2e-8, "zp_in": -128, "s_out": 1.0,
+                                                                  "zp_out": 0}),
+}
+
+
+@pytest.mark.parametrize("case", list(INT8))
+def test_int8_mean_matches_litert(tmp_path, case):
+    shape, axes, keep, kw = INT8[case]
+    m, x, y = mean_model(shape, axes, keep, **kw)
+    check(m, tmp_path, [x], [y], n=10, seed=1, min_distinct=1 if case.startswith("tiny") else 2)
+
+
+@pytest.mark.parametrize("case", ["hw_keep", "hw_nokeep", "same_quant_keep", "same_quant_last_axis", "one_axis",
+                                  "three_axes", "right_shift_1", "saturates"])
+def test_int8_mean_matches_tflm(tmp_path, case):
+    shape, axes, keep, kw = INT8[case]
+    m, x, y = mean_model(shape, axes, keep, **kw)
+    check(m, tmp_path, [x], [y], goldens=("tflm",), n=10, seed=2)
+
+
+def test_folded_multiplier_clamps_the_shift(tmp_path):
+    """A tiny s_in/s_out and a large count: the fold may not push the shift below -31."""
+    shape, axes, keep, kw = INT8["tiny_multiplier_large_count"]
+    m, x, y = mean_model(shape, axes, keep, **kw)
+    attrs = load_tflite(save(m, tmp_path, [x], [y])).ops[0].attrs
+    assert attrs["shift"] == -25 and attrs["mean_shift"] == -31  # folds 6 bits of log2(1600) = 10
+
+
+FLOAT = {
+    "hw_keep": ((1, 5, 7, 6), [1, 2], True),
+    "hw_nokeep": ((1, 5, 7, 6), [1, 2], False),
+    "last_axis_long": ((3, 200), [1], False),  # numpy's pairwise sum would differ from C's loop here
+    "first_axis": ((9, 4, 5), [0], True),
+    "all_axes": ((4, 6, 7), [0, 1, 2], False),
+    "mixed_axes": ((2, 5, 3, 7), [3, 1], True),
+}
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("case", list(FLOAT))
+def test_float_mean(tmp_path, case, golden):
+    shape, axes, keep = FLOAT[case]
+    m, x, y = mean_model(shape, axes, keep, dtype="float32")
+    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=3, float_range=1000.0)

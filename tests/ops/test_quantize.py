@@ -1,0 +1,98 @@
+"""QUANTIZE: float32 -> int8 (ties, signed zeros, out-of-range values) and int8 -> int8 requantization."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmxgen import reference
+from dmxgen.graph import Graph, Op, QuantParams, Tensor
+from dmxgen.testing.tflite_builder import ModelBuilder
+
+from ._harness import check
+
+
+def quantize_model(scale, zp, in_dtype="float32", in_scale=None, in_zp=None, shape=(2, 50)):
+    m = ModelBuilder()
+    q_in = {"scale": in_scale, "zero_point": in_zp} if in_dtype == "int8" else {}
+    x = m.tensor("x", shape, in_dtype, **q_in)
+    y = m.tensor("y", shape, "int8", scale=scale, zero_point=zp)
+    m.op("QUANTIZE", [x], [y])
+    return m, x, y
+
+
+def float_edges(scale: float, zp: int, shape=(2, 50)) -> list[list[np.ndarray]]:
+    """Exact ties (k + 0.5) * scale, both signed zeros, the clamp edges, and far beyond the int8 range.
+
+    Not beyond the int32 range: there TFLite's static_cast<int32_t>(float) is
+    undefined; on x86 it yields INT32_MIN (so LiteRT and TFLM's host build give
+    -128 for +3e9 / scale, or 127 once the zero point wraps it), while the
+    reference saturates as an ARM VCVT does (test_quantize_saturates_beyond_int32).
+    """
+    k = np.arange(-70, 30, dtype=np.float32)
+    ties = ((k + np.float32(0.5)) * np.float32(scale)).astype(np.float32)
+    edges = np.array([-0.0, 0.0, (-128 - zp) * scale, (127 - zp) * scale, (-128.5 - zp) * scale,
+                      (127.5 - zp) * scale, (-129 - zp) * scale, (128 - zp) * scale, 1e6 * scale, -1e6 * scale,
+                      2e9 * scale, -2e9 * scale, np.finfo(np.float32).tiny, -np.finfo(np.float32).tiny], np.float32)
+    edges = np.resize(edges, int(np.prod(shape)))
+    return [[ties.reshape(shape)], [edges.reshape(shape)], [np.full(shape, -0.0, np.float32)]]
+
+
+FLOAT_CASES = {
+    "pow2_scale_zp0": (0.25, 0),  # ties are exact: round half away from zero
+    "pow2_scale_zp_m128": (0.5, -128),
+    "pow2_scale_zp127": (0.125, 127),
+    "odd_scale": (0.0371, 3),
+    "tiny_scale": (1e-5, -5),
+    "large_scale": (100.0, 1),
+}
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("case", list(FLOAT_CASES))
+def test_quantize_float(tmp_path, case, golden):
+    scale, zp = FLOAT_CASES[case]
+    m, x, y = quantize_model(scale, zp)
+    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=10, float_range=40 * scale,
+          extra=float_edges(scale, zp))
+
+
+def test_quantize_ties_round_away_from_zero(tmp_path):
+    """(k + 0.5) * 0.25 must quantize to k + 1 for k >= 0 and k for k < 0, as std::round does."""
+    m, x, y = quantize_model(0.25, 0)
+    k = np.arange(-50, 50, dtype=np.float32).reshape(2, 50)
+    out = check(m, tmp_path, [x], [y], n=0, extremes=False, extra=[[((k + 0.5) * 0.25).astype(np.float32)]])
+    np.testing.assert_array_equal(out[0], np.where(k >= 0, k + 1, k).astype(np.int8))
+
+
+REQUANT_CASES = {
+    "scale_down": (0.1, 0, 0.05, 0),  # (in_scale, in_zp, out_scale, out_zp); values double, so they clip
+    "scale_up": (0.05, -3, 0.2, 4),
+    "zp_change_only": (0.05, -10, 0.05, 20),
+    "zp_127_both": (0.02, 127, 0.01, 127),
+    "zp_m128_both": (0.01, -128, 0.02, -128),
+    "ratio_just_below_one": (0.0999, 1, 0.1, -1),
+    "ratio_large": (1.0, 0, 0.001, 0),
+    "ratio_tiny": (0.001, 5, 1.0, -5),
+}
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("case", list(REQUANT_CASES))
+def test_requantize_int8(tmp_path, case, golden):
+    s_in, zp_in, s_out, zp_out = REQUANT_CASES[case]
+    m, x, y = quantize_model(s_out, zp_out, "int8", s_in, zp_in)
+    every = np.resize(np.arange(-128, 128, dtype=np.int8), 100).reshape(2, 50)
+    rest = np.arange(-128, 128, dtype=np.int8)[100:200].reshape(2, 50)
+    check(m, tmp_path, [x], [y], goldens=(golden,), n=4, seed=11, extra=[[every], [rest]],
+          min_distinct=1 if case == "ratio_tiny" else 2)
+
+
+def test_quantize_saturates_beyond_int32():
+    """|x / scale| >= 2**31 saturates (C++ leaves the conversion undefined; see float_edges)."""
+    g = Graph(source="test")
+    g.add_tensor(Tensor("x", (4,), "float32"))
+    g.add_tensor(Tensor("y", (4,), "int8", QuantParams(0.5, -128)))
+    g.inputs, g.outputs = ["x"], ["y"]
+    g.ops.append(Op("q", "quantize", ["x"], ["y"], {"mode": "float", "scale": 0.5, "zero_point": -128}))
+    out = reference.run(g, [np.array([3e9, -3e9, 1e30, -1e30], np.float32)])["y"]
+    np.testing.assert_array_equal(out, [127, -128, 127, -128])

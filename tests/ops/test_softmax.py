@@ -1,0 +1,60 @@
+"""SOFTMAX (int8): beta, input scales, several rows, extreme rows; LiteRT's float table and TFLM's integer path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmxgen.errors import DmxError
+from dmxgen.frontends.tflite import load_tflite
+from dmxgen.testing.tflite_builder import ModelBuilder
+
+from ._harness import check, save
+
+
+def softmax_model(shape, beta=1.0, s_in=0.1, zp_in=0, s_out=1 / 256, zp_out=-128):
+    m = ModelBuilder()
+    x = m.tensor("x", shape, scale=s_in, zero_point=zp_in)
+    y = m.tensor("y", shape, scale=s_out, zero_point=zp_out)
+    m.op("SOFTMAX", [x], [y], beta=beta)
+    return m, x, y
+
+
+def extreme_rows(shape) -> list[list[np.ndarray]]:
+    """One 127 among -128s, two tied maxima, a ramp, and rows one step apart."""
+    rows, n = int(np.prod(shape[:-1])), shape[-1]
+    one_hot = np.full((rows, n), -128, np.int8)
+    one_hot[np.arange(rows), np.arange(rows) % n] = 127
+    tied = np.full((rows, n), -20, np.int8)
+    tied[:, :2] = 90
+    ramp = np.tile(np.linspace(-128, 127, n).astype(np.int8), (rows, 1))
+    step = np.tile(np.arange(n, dtype=np.int8), (rows, 1))
+    return [[a.reshape(shape)] for a in (one_hot, tied, ramp, step)]
+
+
+CASES = {
+    "row10": ((1, 10), {}),
+    "rows4": ((4, 10), {}),
+    "nhwc": ((1, 2, 3, 8), {}),
+    "beta_half": ((3, 12), {"beta": 0.5}),
+    "beta_2": ((3, 12), {"beta": 2.0}),
+    "beta_100": ((3, 12), {"beta": 100.0, "s_in": 0.5}),  # TFLM clamps the input multiplier at 2**31 - 1
+    "small_scale": ((3, 16), {"s_in": 1 / 256, "zp_in": -128}),
+    "large_scale": ((3, 16), {"s_in": 0.5, "zp_in": 10}),  # most differences fall below TFLM's diff_min
+    "zp_127": ((2, 7), {"s_in": 0.05, "zp_in": 127}),
+    "wide_row": ((2, 100), {"s_in": 0.08}),
+    "two_classes": ((6, 2), {"s_in": 0.03}),
+}
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_softmax(tmp_path, case, golden):
+    shape, kw = CASES[case]
+    m, x, y = softmax_model(shape, **kw)
+    check(m, tmp_path, [x], [y], goldens=(golden,), n=8, seed=9, extra=extreme_rows(shape))
+
+
+def test_softmax_output_quantization_is_checked(tmp_path):
+    m, x, y = softmax_model((1, 10), s_out=1 / 128, zp_out=0)
+    with pytest.raises(DmxError, match=r"SOFTMAX.*scale 1/256 and zero point -128"):
+        load_tflite(save(m, tmp_path, [x], [y]))
