@@ -13,7 +13,8 @@ def load(path: str | Path, **options):
         raise DmxError(f"{path}: no such file")
     if path.is_dir():
         raise DmxError(f"{path}: is a folder, expected a .tflite or .pt model file")
-    head = path.open("rb").read(8)
+    with path.open("rb") as f:
+        head = f.read(8)
     if head[4:8] == b"TFL3" or path.suffix == ".tflite":
         from .tflite import load_tflite
 

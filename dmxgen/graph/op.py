@@ -26,6 +26,8 @@ OP_KINDS: dict[str, str] = {
     "pad": "constant padding",
     "reduce_max": "max over axes",
     "mean": "mean over axes",
+    "lut": "int8 elementwise lookup table: out = table[in + 128] (any activation of an int8 tensor)",
+    "concat": "concatenation along `axis` of int8 tensors that share one scale and zero point",
 }
 
 

@@ -72,6 +72,21 @@ def check_op(g, op) -> str | None:
         kept = [d for i, d in enumerate(ins[0].shape) if i not in op.attrs["axes"]]
         if int(np.prod(kept, dtype=np.int64)) != out.size:
             return f"reducing {list(ins[0].shape)} over axes {list(op.attrs['axes'])} cannot give {list(out.shape)}"
+    elif op.kind == "lut":
+        if ins[0].shape != out.shape:
+            return f"input {list(ins[0].shape)} and output {list(out.shape)} differ"
+        if np.size(op.attrs["table"]) != 256:
+            return f"table has {np.size(op.attrs['table'])} entries, expected 256"
+    elif op.kind == "concat":
+        axis = op.attrs["axis"]
+        if any(len(t.shape) != len(out.shape) for t in ins):
+            return "inputs and output differ in rank"
+        if sum(t.shape[axis] for t in ins) != out.shape[axis]:
+            return f"input sizes along axis {axis} do not add up to the output's {out.shape[axis]}"
+        q = out.quant
+        for t in ins:
+            if t.quant is not None and q is not None and (t.quant.s, t.quant.zp) != (q.s, q.zp):
+                return f"input {t.name!r} is on a different grid than the output"
     elif op.kind == "pad":
         want = tuple(d + a + b for d, (a, b) in zip(ins[0].shape, op.attrs["paddings"]))
         if want != out.shape:

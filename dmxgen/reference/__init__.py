@@ -29,6 +29,8 @@ KERNELS: dict[str, Callable] = {
     "pad": misc.pad,
     "reduce_max": misc.reduce_max,
     "mean": misc.mean,
+    "lut": misc.lut,
+    "concat": misc.concat,
 }
 
 

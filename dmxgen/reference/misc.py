@@ -6,6 +6,15 @@ import numpy as np
 from ..graph.fixedpoint import _wrap32, multiply_by_quantized_multiplier
 
 
+def lut(op, args, out_t):
+    """The input's int8 code + 128 indexes the 256-entry table."""
+    return np.asarray(op.attrs["table"], dtype=np.int8)[args[0].astype(np.int64) + 128]
+
+
+def concat(op, args, out_t):
+    return np.concatenate(list(args), axis=op.attrs["axis"])
+
+
 def reshape(op, args, out_t):
     return args[0].reshape(out_t.shape)
 
