@@ -11,10 +11,17 @@ from ..errors import DmxError
 from ..graph import Graph
 
 
-def load_model(path: str, semantics: str = "tflite", **options) -> Graph:
+def load_model(path: str, semantics: str = "tflite", trust_pickle: bool = False) -> Graph:
+    """A Graph from a .tflite (TFLite or TFLM semantics) or a model saved by dmxgen.save."""
     from ..frontends import load
 
-    return load(path, semantics=semantics, **options) if str(path).endswith(".tflite") else load(path, **options)
+    if str(path).endswith(".tflite"):
+        return load(path, semantics=semantics)
+    return load(path, trust_pickle=trust_pickle)
+
+
+TRUST_PICKLE_HELP = ("Load a pickled PyTorch checkpoint (torch.save of a dmxgen.Model). Unpickling can run "
+                     "arbitrary code, so only use it for files you made yourself.")
 
 
 def input_range(graph: Graph, name: str) -> tuple[float, float] | None:

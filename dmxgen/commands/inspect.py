@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..summary import layer_rows, totals
-from .common import echo_json, load_model, table
+from .common import TRUST_PICKLE_HELP, echo_json, load_model, table
 
 
 @click.command("inspect")
@@ -12,10 +12,11 @@ from .common import echo_json, load_model, table
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--formats", is_flag=True,
               help="Add, per weight tensor, its size as dense / CSR / dCSR / RLE and the format `auto` picks.")
-def command(model, as_json, formats):
+@click.option("--trust-pickle", is_flag=True, help=TRUST_PICKLE_HELP)
+def command(model, as_json, formats, trust_pickle):
     """Per-layer table of MODEL (.tflite or .pt): op, shapes, dtypes,
     quantization, weight count, sparsity (fraction of zeros) and bytes."""
-    graph = load_model(model)
+    graph = load_model(model, trust_pickle=trust_pickle)
     rows = layer_rows(graph)
     result = {"model": model, "inputs": _io(graph, graph.inputs), "outputs": _io(graph, graph.outputs),
               "layers": rows, "totals": totals(rows)}

@@ -1,0 +1,51 @@
+"""Write an output folder all at once: a temporary sibling renamed into place.
+
+A failed export must leave no partial OUT, and must never destroy a folder
+that dmxgen did not write.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import DmxError
+
+
+def check_target(out: Path, marker: str) -> None:
+    """OUT may be absent, an empty folder, or a previous export (holding `marker`)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise DmxError(f"{out}: exists and is not a folder; choose another output path")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise DmxError(f"{out}: folder exists and is not a dmxgen export (no {marker}); "
+                       "refusing to overwrite it")
+
+
+@contextmanager
+def atomic_folder(out: Path, marker: str) -> Iterator[Path]:
+    """Yield a temporary folder beside `out`; on success it replaces `out`, on error it is removed."""
+    out = Path(out)
+    check_target(out, marker)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old.rmdir()
+            out.rename(old)
+        try:
+            tmp.rename(out)
+        except OSError:
+            if old is not None:
+                old.rename(out)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,392 @@
+"""Per-op resolution for the C backend: which kernel, which constants, which pointers.
+
+One function per op kind reads the op's integer attrs (set by a frontend or
+a pass) and returns a Layer: the kernel to call, its parameter struct as
+typed fields, the const arrays of headers/<layer>.h and the pointer
+arguments into the arena or the caller's buffers. Templates print it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DmxError
+from ..graph import Graph, Op
+from ..plan import Plan
+from . import c_shapes
+from .c_names import c_comment
+from .c_params import Array, F32, F64, Field, Sym, fields
+from .c_weights import LayerWeights, choose_weights
+
+INT32 = (-(2**31), 2**31 - 1)
+# Op kinds with a C kernel; each has a Resolver method of the same name.
+KINDS = ("conv2d", "fully_connected", "depthwise_conv2d", "add", "mul", "avg_pool2d", "max_pool2d", "pad",
+         "mean", "reduce_max", "softmax", "quantize", "dequantize", "lut", "concat", "reshape")
+
+
+@dataclass
+class Ref:
+    """A pointer argument: into the arena, the caller's buffers, a const array, or NULL."""
+
+    kind: str  # arena | input | output | const | null | int
+    offset: int = 0
+    symbol: str = ""
+    ctype: str = "int8_t"
+    value: int = 0
+    items: list[Ref] = field(default_factory=list)  # kind "list": an array of pointers
+
+
+@dataclass
+class Layer:
+    index: int
+    name: str
+    ident: str
+    kind: str
+    comment: str = ""
+    kernel: str | None = None  # None: no code (a reshape that aliases its input)
+    struct_type: str | None = None
+    fields: list[Field] = field(default_factory=list)
+    arrays: list[Array] = field(default_factory=list)
+    args: list[Ref] = field(default_factory=list)
+    out: Ref | None = None
+    out_bytes: int = 0
+    templates: list[tuple[str, str | None]] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def symbol(self) -> str:
+        return f"dmx_l_{self.ident}"
+
+    def array(self, name: str, values: np.ndarray, role: str = "params", comment: str = "") -> Sym:
+        """Add a const array to this layer's header; empty arrays become NULL."""
+        values = np.ascontiguousarray(values).reshape(-1)
+        if values.size == 0:
+            return Sym(None)
+        a = Array(f"{self.symbol}__{name}", values, role, c_comment(comment))
+        self.arrays.append(a)
+        return Sym(a.symbol)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays if a.role == "weights")
+
+    @property
+    def param_bytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays if a.role == "params")
+
+
+@dataclass
+class Options:
+    fmt: str = "auto"
+    min_sparsity: float = 0.5
+
+
+class Resolver:
+    """Turns each op of a planned graph into a Layer."""
+
+    def __init__(self, graph: Graph, plan: Plan, options: Options):
+        self.g, self.plan, self.opt = graph, plan, options
+
+    # -- pointers -----------------------------------------------------------
+    def ref(self, layer: Layer, name: str, role: str = "in") -> Ref:
+        t = self.g.tensors[name]
+        ctype = {"int8": "int8_t", "float32": "float"}.get(t.dtype)
+        if ctype is None:
+            raise DmxError(f"layer {layer.name!r} ({layer.kind}): tensor {name!r} is {t.dtype}; "
+                           "the C backend handles int8 activations (float32 only at the model's I/O)")
+        if t.is_const:
+            sym = layer.array(role, t.data.astype(t.dtype), "params", f"constant {name}")
+            return Ref("const", symbol=sym.symbol or "NULL", ctype=ctype)
+        storage = self.plan.storage(name)
+        if storage == "arena":
+            return Ref("arena", offset=self.plan.offset(name), ctype=ctype)
+        return Ref(storage, ctype=ctype)
+
+    def scratch_ref(self, index: int, ctype: str = "int8_t") -> Ref:
+        off = self.plan.scratch_offset(index)
+        return Ref("null") if off is None else Ref("arena", offset=off, ctype=ctype)
+
+    # -- shared pieces ----------------------------------------------------------
+    def requant(self, layer: Layer, op: Op) -> list[Field]:
+        at = op.attrs
+        mult = np.asarray(at["multiplier"], dtype=np.int64).reshape(-1)
+        shift = np.asarray(at["shift"], dtype=np.int64).reshape(-1)
+        per_channel = bool(np.any(mult != mult[0]) or np.any(shift != shift[0]))
+        if not per_channel:
+            mult, shift = mult[:1], shift[:1]
+        return fields(mult=layer.array("mult", mult.astype(np.int32)),
+                      shift=layer.array("shift", shift.astype(np.int32)),
+                      per_channel=per_channel, single_rounding=at.get("rounding", "double") == "single",
+                      out_offset=at["output_offset"], act_min=at["act_min"], act_max=at["act_max"])
+
+    def bias(self, op: Op, channels: int) -> np.ndarray:
+        name = op.inputs[2] if len(op.inputs) > 2 else ""
+        if not name:
+            return np.zeros(channels, dtype=np.int64)
+        return self.g.tensors[name].data.astype(np.int64).reshape(-1)
+
+    @staticmethod
+    def int32(layer: Layer, what: str, v: np.ndarray) -> np.ndarray:
+        if v.size and (v.min() < INT32[0] or v.max() > INT32[1]):
+            raise DmxError(f"layer {layer.name!r} ({layer.kind}): {what} does not fit int32")
+        return v.astype(np.int32)
+
+    def matvec(self, layer: Layer, op: Op, lw: LayerWeights) -> list[Field]:
+        """The weight struct of a matrix-vector kernel, with the input offset folded into the bias."""
+        rows, cols = lw.matrix.shape
+        folded = self.bias(op, rows) + op.attrs["input_offset"] * lw.matrix.astype(np.int64).sum(axis=1)
+        bias = layer.array("bias", self.int32(layer, "bias + input_offset * weight sum", folded))
+        arr = {k: layer.array(k, v, "weights", f"{lw.fmt} {k}") for k, v in lw.enc.arrays.items()}
+        if lw.fmt == "dense":
+            return fields(rows=rows, cols=cols, values=arr["values"], bias=bias)
+        if lw.fmt == "csr":
+            wide = lw.enc.arrays["row_ptr"].dtype == np.uint32
+            return fields(rows=rows, cols=cols, values=arr["values"], col_idx=arr["col_idx"],
+                          row_ptr16=Sym(None) if wide else arr["row_ptr"],
+                          row_ptr32=arr["row_ptr"] if wide else Sym(None), bias=bias)
+        return fields(rows=rows, cols=cols, **{k: arr[k] for k in (
+            "values", "delta_indices", "bitmaps", "bitmasks", "group_minimums", "row_offsets", "nnze")}, bias=bias)
+
+    def weights(self, layer: Layer, op: Op) -> LayerWeights:
+        w = self.g.weights(op).data
+        lw = choose_weights(op.name, op.kind, w, self.opt.fmt, self.opt.min_sparsity)
+        layer.info.update(format=lw.fmt, format_reason=lw.reason, sparsity=round(float(lw.sparsity), 6),
+                          weight_shape=list(w.shape), matrix=list(lw.matrix.shape),
+                          dense_weight_bytes=int(lw.matrix.size))
+        return lw
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.g.tensors[name].shape
+
+    # -- one method per op kind -----------------------------------------------
+    def conv2d(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        n, in_h, in_w, in_c = self.shape(op.inputs[0])
+        _, out_h, out_w, out_c = self.shape(op.outputs[0])
+        _, kh, kw, _ = self.shape(op.inputs[1])
+        lw = self.weights(layer, op)
+        pt, pl, _, _ = at["pad"]
+        layer.kernel = f"dmx_conv2d_{lw.fmt}_s8"
+        layer.struct_type = f"dmx_conv2d_{lw.fmt}_t"
+        layer.templates = [("im2col", None), (f"matvec_{lw.fmt}", None), ("conv2d", lw.fmt)]
+        layer.fields = fields(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
+                              k_h=kh, k_w=kw, stride_h=at["stride"][0], stride_w=at["stride"][1],
+                              dil_h=at["dilation"][0], dil_w=at["dilation"][1], pad_top=pt, pad_left=pl,
+                              pad_value=-at["input_offset"], direct=is_direct(self.g, op),
+                              w=self.matvec(layer, op, lw), rq=self.requant(layer, op))
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op), self.scratch_ref(i)]
+
+    def fully_connected(self, layer: Layer, op: Op, i: int) -> None:
+        lw = self.weights(layer, op)
+        layer.kernel = f"dmx_fully_connected_{lw.fmt}_s8"
+        layer.struct_type = f"dmx_fully_connected_{lw.fmt}_t"
+        layer.templates = [(f"matvec_{lw.fmt}", None), ("fully_connected", lw.fmt)]
+        layer.fields = fields(batches=op.attrs["batches"], w=self.matvec(layer, op, lw), rq=self.requant(layer, op))
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def depthwise_conv2d(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        n, in_h, in_w, in_c = self.shape(op.inputs[0])
+        _, out_h, out_w, out_c = self.shape(op.outputs[0])
+        _, kh, kw, _ = self.shape(op.inputs[1])
+        lw = self.weights(layer, op)  # always dense: the kernel walks taps x channels
+        taps = lw.matrix.astype(np.int64)  # [kh*kw, out_c]
+        bias = self.bias(op, out_c)
+        folded = bias + at["input_offset"] * taps.sum(axis=0)
+        pt, pl, _, _ = at["pad"]
+        layer.kernel, layer.struct_type = "dmx_depthwise_conv2d_s8", "dmx_depthwise_conv2d_t"
+        layer.templates = [("depthwise_conv2d", None)]
+        layer.fields = fields(
+            batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
+            depth_mult=at.get("depth_multiplier", 1), k_h=kh, k_w=kw, stride_h=at["stride"][0],
+            stride_w=at["stride"][1], dil_h=at["dilation"][0], dil_w=at["dilation"][1], pad_top=pt, pad_left=pl,
+            input_offset=at["input_offset"], w=layer.array("values", lw.enc.arrays["values"], "weights", "dense taps"),
+            bias=layer.array("bias", self.int32(layer, "bias", bias)),
+            bias_folded=layer.array("bias_folded", self.int32(layer, "folded bias", folded)),
+            rq=self.requant(layer, op))
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def _binary(self, layer: Layer, op: Op) -> Field:
+        out = self.shape(op.outputs[0])
+        sa = c_shapes.broadcast_strides(self.shape(op.inputs[0]), out)
+        sb = c_shapes.broadcast_strides(self.shape(op.inputs[1]), out)
+        n, (a, b) = c_shapes.collapse(out, [sa, sb], f"layer {op.name!r} ({op.kind})")
+        layer.templates = [(op.kind, None)]
+        layer.args = [self.ref(layer, op.inputs[0], "in1"), self.ref(layer, op.inputs[1], "in2"),
+                      self.out_ref(layer, op)]
+        return Field("shape", "struct", fields(n=n, a_stride=a, b_stride=b))
+
+    def add(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        shape = self._binary(layer, op)
+        layer.kernel, layer.struct_type = "dmx_add_s8", "dmx_add_t"
+        layer.fields = [shape] + fields(
+            in1_offset=at["input1_offset"], in2_offset=at["input2_offset"], left_shift=at["left_shift"],
+            in1_mult=at["input1_multiplier"], in1_shift=at["input1_shift"], in2_mult=at["input2_multiplier"],
+            in2_shift=at["input2_shift"], out_mult=at["output_multiplier"], out_shift=at["output_shift"],
+            out_offset=at["output_offset"], act_min=at["act_min"], act_max=at["act_max"])
+
+    def mul(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        shape = self._binary(layer, op)
+        layer.kernel, layer.struct_type = "dmx_mul_s8", "dmx_mul_t"
+        layer.fields = [shape] + fields(in1_offset=at["input1_offset"], in2_offset=at["input2_offset"],
+                                        out_mult=at["output_multiplier"], out_shift=at["output_shift"],
+                                        out_offset=at["output_offset"], act_min=at["act_min"],
+                                        act_max=at["act_max"])
+
+    def _pool(self, layer: Layer, op: Op) -> None:
+        at = op.attrs
+        n, in_h, in_w, c = self.shape(op.inputs[0])
+        _, out_h, out_w, _ = self.shape(op.outputs[0])
+        layer.kernel, layer.struct_type = f"dmx_{op.kind}_s8", f"dmx_{op.kind}_t"
+        layer.templates = [(op.kind, None)]
+        layer.fields = fields(batches=n, in_h=in_h, in_w=in_w, c=c, out_h=out_h, out_w=out_w,
+                              f_h=at["filter"][0], f_w=at["filter"][1], stride_h=at["stride"][0],
+                              stride_w=at["stride"][1], pad_top=at["pad"][0], pad_left=at["pad"][1],
+                              act_min=at["act_min"], act_max=at["act_max"])
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def avg_pool2d(self, layer: Layer, op: Op, i: int) -> None:
+        self._pool(layer, op)
+
+    def max_pool2d(self, layer: Layer, op: Op, i: int) -> None:
+        self._pool(layer, op)
+
+    def pad(self, layer: Layer, op: Op, i: int) -> None:
+        shape = self.shape(op.inputs[0])
+        if len(shape) > c_shapes.RANK:
+            raise DmxError(f"layer {op.name!r} (pad): {len(shape)}-D padding; the C kernel pads up to 4-D")
+        extra = c_shapes.RANK - len(shape)
+        before = [0] * extra + [int(a) for a, _ in op.attrs["paddings"]]
+        layer.kernel, layer.struct_type, layer.templates = "dmx_pad_s8", "dmx_pad_t", [("pad", None)]
+        layer.fields = fields(**{"in": [1] * extra + list(shape), "before": before,
+                                 "out": [1] * extra + list(self.shape(op.outputs[0])),
+                                 "value": int(op.attrs["value"])})
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def _reduction(self, layer: Layer, op: Op) -> Field:
+        shape = self.shape(op.inputs[0])
+        st = c_shapes.reduction_strides(shape, tuple(op.attrs["axes"]))
+        n, (o,) = c_shapes.collapse(shape, [st], f"layer {op.name!r} ({op.kind})")
+        layer.templates = [(op.kind, None)]
+        return Field("shape", "struct", fields(n=n, a_stride=o, b_stride=[0] * c_shapes.RANK))
+
+    def mean(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        if at.get("mode") != "int8":
+            raise DmxError(f"layer {op.name!r} (mean): only int8 MEAN has a C kernel")
+        shape = self._reduction(layer, op)
+        layer.kernel, layer.struct_type = "dmx_mean_s8", "dmx_mean_t"
+        layer.fields = [shape] + fields(out_size=c_shapes.size(self.shape(op.outputs[0])), count=at["count"],
+                                        in_offset=at["input_offset"], mult=at["mean_multiplier"],
+                                        shift=at["mean_shift"],
+                                        out_offset=at["output_offset"])
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op), self.scratch_ref(i, "int32_t")]
+
+    def reduce_max(self, layer: Layer, op: Op, i: int) -> None:
+        shape = self._reduction(layer, op)
+        layer.kernel, layer.struct_type = "dmx_reduce_max_s8", "dmx_reduce_max_t"
+        layer.fields = [shape] + fields(out_size=c_shapes.size(self.shape(op.outputs[0])))
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def softmax(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        shape = self.shape(op.inputs[0])
+        depth = shape[-1] if shape else 1
+        rows = c_shapes.size(shape) // depth
+        if at["algorithm"] == "gemmlowp":
+            layer.kernel, layer.struct_type = "dmx_softmax_gemmlowp_s8", "dmx_softmax_gemmlowp_t"
+            layer.templates = [("softmax_gemmlowp", None)]
+            layer.fields = fields(rows=rows, depth=depth, input_multiplier=at["input_multiplier"],
+                                  input_left_shift=at["input_left_shift"], diff_min=at["diff_min"])
+        else:
+            layer.kernel, layer.struct_type = "dmx_softmax_s8", "dmx_softmax_t"
+            layer.templates = [("softmax", None)]
+            table = layer.array("table", np.asarray(at["table"], dtype=np.float32), "params", "expf table")
+            layer.fields = fields(rows=rows, depth=depth, table=table, out_scale=F32(at["output_scale"]))
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def quantize(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        size = c_shapes.size(self.shape(op.outputs[0]))
+        if at["mode"] == "float":
+            layer.kernel, layer.struct_type = "dmx_quantize_f32_s8", "dmx_quantize_f32_t"
+            layer.templates = [("quantize_f32", None)]
+            layer.fields = fields(size=size, scale=F32(at["scale"]), zero_point=at["zero_point"])
+        else:
+            layer.kernel, layer.struct_type = "dmx_requantize_s8", "dmx_requantize_t"
+            layer.templates = [("requantize", None)]
+            layer.fields = fields(size=size, in_offset=at["input_offset"], mult=at["multiplier"],
+                                  shift=at["shift"], out_offset=at["output_offset"])
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def dequantize(self, layer: Layer, op: Op, i: int) -> None:
+        layer.kernel, layer.struct_type = "dmx_dequantize_s8_f32", "dmx_dequantize_t"
+        layer.templates = [("dequantize", None)]
+        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), scale=F64(op.attrs["scale"]),
+                              zero_point=op.attrs["zero_point"])
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def lut(self, layer: Layer, op: Op, i: int) -> None:
+        layer.kernel, layer.struct_type, layer.templates = "dmx_lut_s8", "dmx_lut_t", [("lut", None)]
+        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])),
+                              table=layer.array("table", np.asarray(op.attrs["table"], dtype=np.int8)))
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    def concat(self, layer: Layer, op: Op, i: int) -> None:
+        axis = op.attrs["axis"] % len(self.shape(op.outputs[0]))
+        inner = [c_shapes.size(self.shape(n)[axis:]) for n in op.inputs]
+        layer.kernel, layer.struct_type, layer.templates = "dmx_concat_s8", "dmx_concat_t", [("concat", None)]
+        layer.fields = fields(n_inputs=len(op.inputs), outer=c_shapes.size(self.shape(op.outputs[0])[:axis]),
+                              inner=layer.array("inner", np.asarray(inner, dtype=np.int32)))
+        items = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(op.inputs)]
+        layer.args = [Ref("list", items=items), self.out_ref(layer, op)]
+
+    def reshape(self, layer: Layer, op: Op, i: int) -> None:
+        if i in self.plan.copies:
+            layer.kernel, layer.templates = "dmx_copy", [("copy", None)]
+            nbytes = self.g.tensors[op.outputs[0]].nbytes
+            layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op), Ref("int", value=nbytes)]
+        else:
+            self.out_ref(layer, op)
+            layer.info["alias_of"] = op.inputs[0]
+
+    # -- driver -------------------------------------------------------------------
+    def out_ref(self, layer: Layer, op: Op) -> Ref:
+        layer.out = self.ref(layer, op.outputs[0])
+        layer.out_bytes = self.g.tensors[op.outputs[0]].nbytes
+        return layer.out
+
+    def resolve(self, index: int, op: Op, ident: str) -> Layer:
+        if op.kind not in KINDS:
+            raise DmxError(f"layer {op.name!r}: op {op.kind} has no C kernel")
+        handler: Callable = getattr(self, op.kind)
+        layer = Layer(index, op.name, ident, op.kind)
+        handler(layer, op, index)
+        ins = [n for n in op.inputs if n and not self.g.tensors[n].is_const]
+        layer.comment = c_comment(f"{op.name}: {op.kind} " + ", ".join(
+            str(list(self.shape(n))) for n in ins) + f" -> {list(self.shape(op.outputs[0]))}"
+            + (f", {layer.info['format']} weights" if "format" in layer.info else "")
+            + (", in place" if index in self.plan.inplace else "")
+            + (", no copy" if "alias_of" in layer.info else ""), 160)
+        return layer
+
+
+def is_direct(graph: Graph, op: Op) -> bool:
+    """A 1x1 convolution without padding reads its input pixels in place (no im2col)."""
+    w = graph.tensors[op.inputs[1]].shape
+    return w[1] == 1 and w[2] == 1 and not any(op.attrs["pad"])
+
+
+def scratch_bytes(graph: Graph, op: Op) -> int:
+    """Working memory a layer's kernel needs while it runs (planned in the arena)."""
+    if op.kind == "conv2d" and not is_direct(graph, op):
+        _, kh, kw, cin = graph.tensors[op.inputs[1]].shape
+        return kh * kw * cin
+    if op.kind == "mean":
+        return 4 * graph.tensors[op.outputs[0]].size
+    return 0
+

@@ -1,0 +1,89 @@
+"""Jinja2 for the C templates: the environment, number printing, kernel selection.
+
+Filters print numbers only (integers, float32 and double literals that read
+back bit-exactly); every piece of C syntax is in templates/c/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c"
+PER_LINE = 24
+
+# Kernel templates in dependency order; the value says whether the kernel is
+# static inline in kernels.h (True) or out of line in kernels.c (False).
+KERNEL_ORDER: dict[str, bool] = {
+    "common": True, "im2col": True, "matvec_dense": True, "matvec_csr": True, "matvec_dcsr": True,
+    "conv2d": True, "fully_connected": True, "depthwise_conv2d": True, "add": True, "mul": True,
+    "avg_pool2d": True, "max_pool2d": True, "pad": True, "requantize": True, "lut": True, "concat": True, "copy": True,
+    "mean": False, "reduce_max": False, "softmax": False, "softmax_gemmlowp": False,
+    "quantize_f32": False, "dequantize": False,
+}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    fmt: str | None
+    inline: bool
+    template: str
+    mve: str | None  # kernels/<name>_mve.c.j2 when an MVE variant exists
+
+
+def c_f32(x: float) -> str:
+    """A float32 literal: 9 significant digits read back to the same float32."""
+    v = float(np.float32(x))
+    if not np.isfinite(v):
+        raise ValueError(f"cannot print non-finite float {v}")
+    return f"{v:.8e}f"
+
+
+def c_f64(x: float) -> str:
+    """A double literal: Python's shortest repr reads back to the same double."""
+    v = float(x)
+    if not np.isfinite(v):
+        raise ValueError(f"cannot print non-finite double {v}")
+    return repr(v)
+
+
+def c_values(values: np.ndarray) -> str:
+    """Array elements, comma separated, PER_LINE per line, indented."""
+    a = np.asarray(values).reshape(-1)
+    items = [c_f32(x) for x in a.tolist()] if a.dtype.kind == "f" else [str(x) for x in a.tolist()]
+    lines = ["    " + ", ".join(items[i:i + PER_LINE]) for i in range(0, len(items), PER_LINE)]
+    return ",\n".join(lines)
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(c_f32=c_f32, c_f64=c_f64, c_values=c_values)
+    return env
+
+
+def render(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def kernels_for(needed: set[tuple[str, str | None]]) -> list[Kernel]:
+    """The kernels to print, in dependency order, each with its MVE variant if one exists."""
+    names = {n for n, _ in needed} | {"common"}
+    out = []
+    for name, inline in KERNEL_ORDER.items():
+        if name not in names:
+            continue
+        fmts = sorted({f for n, f in needed if n == name and f is not None}) or [None]
+        mve = f"kernels/{name}_mve.c.j2"
+        for fmt in fmts:
+            out.append(Kernel(name, fmt, inline, f"kernels/{name}.c.j2",
+                              mve if (TEMPLATES / mve).exists() else None))
+    unknown = names - set(KERNEL_ORDER)
+    if unknown:
+        raise KeyError(f"no kernel template for {sorted(unknown)}")
+    return out
