@@ -1,0 +1,264 @@
+"""Per-op template values for the HLS layer headers (templates/hls/layers/<kind>.h.j2).
+
+Each builder turns one integer-graph op into plain numbers and ROM arrays; the
+templates print them. Weight formats are chosen as for the C target
+(`c_weights.choose_weights`), so the HLS kernels read exactly the arrays of
+docs/formats.md that the C kernels read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import DmxError
+from ..graph import Graph, Op
+from .c_weights import choose_weights
+
+WEIGHT_FORMATS = ("dense", "csr", "dcsr", "auto")
+MAX_RANK = 4
+
+
+@dataclass
+class CArray:
+    """A `static const` ROM array: numpy dtype name, values (never empty) and declared length."""
+
+    name: str
+    dtype: str
+    values: list
+    length: int
+
+
+def rom(name: str, values: Any, dtype: str, length: int | None = None) -> CArray:
+    """Values as a ROM array, zero-padded to `length` (and to at least one element: C++ has no empty arrays)."""
+    flat = np.asarray(values).reshape(-1).astype(dtype)
+    length = max(1, flat.size if length is None else length)
+    padded = np.zeros(length, dtype=dtype)
+    padded[:flat.size] = flat
+    return CArray(name, np.dtype(dtype).name, padded.tolist(), length)
+
+
+class OpContext:
+    """What a builder needs: the graph, the op, and the backend options."""
+
+    def __init__(self, graph: Graph, op: Op, weight_format: str, reuse_factor: int, min_sparsity: float = 0.0):
+        self.graph, self.op = graph, op
+        self.weight_format, self.reuse_factor, self.min_sparsity = weight_format, reuse_factor, min_sparsity
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        return self.graph.tensors[self.op.inputs[index]].shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.graph.tensors[self.op.outputs[0]].shape
+
+    def fail(self, msg: str) -> DmxError:
+        return DmxError(f"HLS backend: layer {self.op.name!r} ({self.op.kind}): {msg}")
+
+    def per_channel(self, key: str, channels: int) -> np.ndarray:
+        return np.broadcast_to(np.atleast_1d(np.asarray(self.op.attrs[key], dtype=np.int64)), (channels,))
+
+    def unroll(self, reduction: int) -> int:
+        """Parallel multipliers of a reduction loop: each is reused `reuse_factor` times."""
+        return max(1, -(-reduction // self.reuse_factor))
+
+
+def _requant_arrays(c: OpContext, channels: int) -> dict:
+    bias_name = c.op.inputs[2] if len(c.op.inputs) > 2 else ""
+    bias = c.graph.tensors[bias_name].data if bias_name else np.zeros(channels, np.int32)
+    return {"bias": rom("bias", bias, "int32"),
+            "multiplier": rom("multiplier", c.per_channel("multiplier", channels), "int32"),
+            "shift": rom("shift", c.per_channel("shift", channels), "int8")}
+
+
+def _activation(c: OpContext) -> dict:
+    return {"act_min": int(c.op.attrs["act_min"]), "act_max": int(c.op.attrs["act_max"])}
+
+
+def _rounding(c: OpContext) -> str:
+    rounding = c.op.attrs.get("rounding", "double")
+    if rounding not in ("single", "double"):
+        raise c.fail(f"requantization rounding {rounding!r} has no HLS kernel (single, double)")
+    return rounding
+
+
+def encode_weights(c: OpContext) -> dict:
+    """The weight matrix in the requested format, chosen by the rules the C backend uses (c_weights)."""
+    w = c.graph.weights(c.op)
+    chosen = choose_weights(c.op.name, c.op.kind, w.data, c.weight_format, c.min_sparsity)
+    enc = chosen.enc
+    rows, cols = enc.shape
+    out = {"format": enc.format, "rows": rows, "cols": cols, "nbytes": int(enc.nbytes), "reason": chosen.reason,
+           "nnz": int(np.count_nonzero(chosen.matrix)), "sparsity": float(chosen.sparsity), "unroll": c.unroll(cols)}
+    a = enc.arrays
+    if enc.format == "dense":
+        out["arrays"] = [rom("w_values", a["values"], "int8")]
+    elif enc.format == "csr":
+        nnz = max(1, a["values"].size)
+        out.update(nnz_len=nnz, ptr_dtype=a["row_ptr"].dtype.name,
+                   arrays=[rom("w_values", a["values"], "int8", nnz), rom("w_col_idx", a["col_idx"], "uint16", nnz),
+                           rom("w_row_ptr", a["row_ptr"], a["row_ptr"].dtype.name)])
+    else:
+        groups = max(1, int(a["group_minimums"].size))
+        pairs = (groups + 1) // 2
+        out.update(values_len=max(1, a["values"].size), groups_len=groups, masks_len=max(1, a["bitmasks"].size),
+                   arrays=[rom("w_values", a["values"], "int8"),
+                           rom("w_delta_indices", a["delta_indices"], "uint8", 16 * pairs),
+                           rom("w_bitmaps", a["bitmaps"], "uint8", pairs),
+                           rom("w_bitmasks", a["bitmasks"], "uint16"),
+                           rom("w_group_minimums", a["group_minimums"], "int8", groups),
+                           rom("w_row_offsets", a["row_offsets"], "int16"),
+                           rom("w_nnze", a["nnze"], "uint32")])
+    return out
+
+
+def _conv_geometry(c: OpContext) -> dict:
+    n, in_h, in_w, in_c = c.shape(0)
+    _, out_h, out_w, out_c = c.out_shape
+    w = c.graph.weights(c.op).shape
+    k_h, k_w = (w[1], w[2])
+    at = c.op.attrs
+    return {"n": n, "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h, "out_w": out_w, "out_c": out_c,
+            "k_h": k_h, "k_w": k_w, "stride_h": at["stride"][0], "stride_w": at["stride"][1],
+            "dil_h": at["dilation"][0], "dil_w": at["dilation"][1], "pad_top": at["pad"][0],
+            "pad_left": at["pad"][1], "input_offset": int(at["input_offset"]),
+            "output_offset": int(at["output_offset"])}
+
+
+def conv2d(c: OpContext) -> dict:
+    geo = _conv_geometry(c)
+    return {**geo, **_activation(c), **_requant_arrays(c, geo["out_c"]), "rounding": _rounding(c),
+            "weights": encode_weights(c)}
+
+
+def depthwise_conv2d(c: OpContext) -> dict:
+    geo = _conv_geometry(c)
+    weights = encode_weights(c)  # always dense: the kernel walks taps x channels
+    weights["unroll"] = c.unroll(geo["k_h"] * geo["k_w"])
+    return {**geo, **_activation(c), **_requant_arrays(c, geo["out_c"]), "weights": weights,
+            "depth_multiplier": int(c.op.attrs.get("depth_multiplier", 1))}
+
+
+def fully_connected(c: OpContext) -> dict:
+    rows, cols = c.graph.weights(c.op).shape
+    at = c.op.attrs
+    return {"batches": int(np.prod(c.shape(0))) // cols, "rows": rows, "cols": cols,
+            "input_offset": int(at["input_offset"]), "output_offset": int(at["output_offset"]),
+            **_activation(c), **_requant_arrays(c, rows), "rounding": _rounding(c), "weights": encode_weights(c)}
+
+
+def pad4(shape: tuple[int, ...], c: OpContext) -> tuple[int, ...]:
+    if len(shape) > MAX_RANK:
+        raise c.fail(f"tensors of rank {len(shape)} are not supported (at most {MAX_RANK})")
+    return (1,) * (MAX_RANK - len(shape)) + tuple(shape)
+
+
+def _broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element stride of each output axis in an input of `shape` (4-D), 0 along broadcast axes."""
+    strides, step = [0] * MAX_RANK, 1
+    for k in reversed(range(MAX_RANK)):
+        strides[k] = step if shape[k] == out[k] else 0
+        step *= shape[k]
+    return strides
+
+
+def _binary(c: OpContext, keys: tuple[str, ...]) -> dict:
+    out = pad4(c.out_shape, c)
+    ctx: dict = {"dims": list(out), "roms": [], "args": []}
+    for side, index in (("a", 0), ("b", 1)):
+        t = c.graph.tensors[c.op.inputs[index]]
+        ctx[f"{side}_strides"] = _broadcast_strides(pad4(t.shape, c), out)
+        ctx[f"{side}_size"] = t.size
+        if t.is_const:  # a ROM inside the layer; run() takes only the activations
+            if t.dtype != "int8":
+                raise c.fail(f"constant input {t.name!r} is {t.dtype}; only int8 is supported")
+            ctx["roms"].append(rom(f"const_{side}", t.data, "int8"))
+            ctx["args"].append(f"const_{side}")
+        else:
+            ctx["args"].append(f"in{len(ctx['args']) - len(ctx['roms'])}")
+    ctx.update({k: int(c.op.attrs[k]) for k in keys})
+    return {**ctx, **_activation(c)}
+
+
+def add(c: OpContext) -> dict:
+    return _binary(c, ("input1_offset", "input2_offset", "output_offset", "left_shift", "input1_multiplier",
+                       "input1_shift", "input2_multiplier", "input2_shift", "output_multiplier", "output_shift"))
+
+
+def mul(c: OpContext) -> dict:
+    return _binary(c, ("input1_offset", "input2_offset", "output_offset", "output_multiplier", "output_shift"))
+
+
+def pool(c: OpContext) -> dict:
+    n, in_h, in_w, ch = c.shape(0)
+    _, out_h, out_w, _ = c.out_shape
+    at = c.op.attrs
+    return {"n": n, "in_h": in_h, "in_w": in_w, "c": ch, "out_h": out_h, "out_w": out_w,
+            "k_h": at["filter"][0], "k_w": at["filter"][1], "stride_h": at["stride"][0],
+            "stride_w": at["stride"][1], "pad_top": at["pad"][0], "pad_left": at["pad"][1], **_activation(c)}
+
+
+def softmax(c: OpContext) -> dict:
+    shape = c.shape(0)
+    depth = shape[-1] if shape else 1
+    at = c.op.attrs
+    ctx = {"rows": int(np.prod(shape)) // depth, "depth": depth, "algorithm": at["algorithm"]}
+    if at["algorithm"] == "float_table":
+        ctx.update(table=[float(v) for v in np.asarray(at["table"], dtype=np.float32)],
+                   output_scale=float(np.float32(at["output_scale"])))
+    elif at["algorithm"] == "gemmlowp":
+        ctx.update({k: int(at[k]) for k in ("input_multiplier", "input_left_shift", "diff_min")})
+    else:
+        raise c.fail(f"softmax algorithm {at['algorithm']!r} has no HLS kernel (float_table, gemmlowp)")
+    return ctx
+
+
+def quantize(c: OpContext) -> dict:
+    at = c.op.attrs
+    if at["mode"] != "requantize":
+        raise c.fail("float32 -> int8 QUANTIZE is only supported on a graph input (done by the host)")
+    return {"size": c.graph.tensors[c.op.outputs[0]].size,
+            **{k: int(at[k]) for k in ("input_offset", "output_offset", "multiplier", "shift")}}
+
+
+def pad(c: OpContext) -> dict:
+    pads = [(0, 0)] * (MAX_RANK - len(c.shape(0))) + [tuple(p) for p in c.op.attrs["paddings"]]
+    value = c.op.attrs["value"]
+    if not float(value).is_integer() or not -128 <= int(value) <= 127:
+        raise c.fail(f"padding value {value!r} is not an int8")
+    return {"in_dims": list(pad4(c.shape(0), c)), "out_dims": list(pad4(c.out_shape, c)),
+            "before": [int(p[0]) for p in pads], "value": int(value)}
+
+
+def _reduction(c: OpContext) -> dict:
+    shape = c.shape(0)
+    dims = pad4(shape, c)
+    lead = MAX_RANK - len(shape)
+    axes = {a + lead for a in c.op.attrs["axes"]}
+    strides, step = [0] * MAX_RANK, 1
+    for k in reversed(range(MAX_RANK)):
+        if k not in axes:
+            strides[k] = step
+            step *= dims[k]
+    return {"dims": list(dims), "out_strides": strides, "out_size": c.graph.tensors[c.op.outputs[0]].size}
+
+
+def reduce_max(c: OpContext) -> dict:
+    return _reduction(c)
+
+
+def mean(c: OpContext) -> dict:
+    at = c.op.attrs
+    if at.get("mode") != "int8":
+        raise c.fail("float MEAN is not supported inside the integer graph")
+    return {**_reduction(c), "count": int(at["count"]), "input_offset": int(at["input_offset"]),
+            "output_offset": int(at["output_offset"]), "multiplier": int(at["mean_multiplier"]),
+            "shift": int(at["mean_shift"])}
+
+
+BUILDERS: dict[str, Callable[[OpContext], dict]] = {
+    "conv2d": conv2d, "depthwise_conv2d": depthwise_conv2d, "fully_connected": fully_connected,
+    "add": add, "mul": mul, "avg_pool2d": pool, "max_pool2d": pool, "softmax": softmax,
+    "quantize": quantize, "pad": pad, "reduce_max": reduce_max, "mean": mean,
+}

@@ -1,0 +1,222 @@
+"""The integer graph as the HLS top function sees it.
+
+- Float edges: a float32 graph input read only by a QUANTIZE, and a float32
+  graph output written by a DEQUANTIZE, stay on the host (the testbench does
+  them, as an FPGA host driver would); the top function takes and returns int8.
+- RESHAPE moves no data: its output is another name for its input.
+- Every other op becomes one layer (a header with its ROM arrays and a `run`).
+- Wiring: local buffers for the array interface, one FIFO per consumer for the
+  streaming (DATAFLOW) interface.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import DmxError
+from ..graph import Graph, Op
+from .hls_ops import BUILDERS, OpContext
+
+INTERFACES = ("array", "stream")
+
+
+@dataclass
+class Port:
+    """One argument of the top function and the graph input or output it stands for."""
+
+    ident: str
+    tensor: str
+    graph_name: str
+    graph_dtype: str
+    size: int
+    edge: dict | None = None  # host-side quantize/dequantize: {"kind", "scale", "zero_point"}
+
+
+@dataclass
+class Layer:
+    ident: str
+    op: Op
+    inputs: list[str]  # activation tensors read by run(), in argument order
+    output: str
+    ctx: dict
+    in_sizes: list[int] = field(default_factory=list)
+    out_size: int = 0
+    shapes: str = ""  # "[1, 49, 10, 1] -> [1, 25, 5, 64]", for comments
+
+
+@dataclass
+class Plan:
+    inputs: list[Port]
+    outputs: list[Port]
+    layers: list[Layer]
+    sizes: dict[str, int]
+
+
+def _fail(graph: Graph, msg: str) -> DmxError:
+    where = f"{graph.source}: " if graph.source else ""
+    return DmxError(f"{where}HLS backend: {msg}")
+
+
+# C++ keywords and alternative tokens a layer name could collide with (a namespace is named after it).
+_KEYWORDS = frozenset("""alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t
+char32_t class compl const constexpr const_cast continue decltype default delete do double dynamic_cast else enum
+explicit export extern false float for friend goto if inline int long mutable namespace new noexcept not not_eq
+nullptr operator or or_eq private protected public register reinterpret_cast return short signed sizeof static
+static_assert static_cast struct switch template this thread_local throw true try typedef typeid typename union
+unsigned using virtual void volatile wchar_t while xor xor_eq dmx hls std""".split())
+
+
+def c_ident(name: str, taken: set[str]) -> str:
+    """A C++ identifier for an op name, unique within `taken` ignoring case (it also names a header file)."""
+    base = re.sub(r"_+", "_", re.sub(r"[^0-9A-Za-z_]", "_", name)).strip("_") or "layer"
+    if base[0].isdigit() or base in _KEYWORDS:
+        base = "l_" + base
+    ident, k = base, 1
+    while ident.lower() in taken:
+        ident, k = f"{base}_{k}", k + 1
+    taken.add(ident.lower())
+    return ident
+
+
+def _host_op(graph: Graph, name: str, is_input: bool) -> Op | None:
+    """The QUANTIZE reading a float32 graph input, or the DEQUANTIZE writing a float32 output; None if int8."""
+    t = graph.tensors[name]
+    where = "input" if is_input else "output"
+    if t.dtype == "int8":
+        return None
+    if t.dtype != "float32":
+        raise _fail(graph, f"{where} {name!r} is {t.dtype}; the HLS top takes and returns int8 "
+                           "(float32 only through a QUANTIZE / DEQUANTIZE the host runs)")
+    if is_input:
+        users = graph.consumers(name)
+        if len(users) == 1 and users[0].kind == "quantize" and users[0].attrs.get("mode") == "float":
+            return users[0]
+        raise _fail(graph, f"float32 input {name!r} must feed exactly one QUANTIZE (the host quantizes it); "
+                           f"it feeds {', '.join(repr(u.name) for u in users) or 'nothing'}")
+    d = graph.producer(name)
+    if d is not None and d.kind == "dequantize" and graph.tensors[d.inputs[0]].dtype == "int8":
+        return d
+    raise _fail(graph, f"float32 output {name!r} must come from a DEQUANTIZE of int8 (the host dequantizes it)")
+
+
+def _edges(graph: Graph) -> tuple[list[Port], list[Port], set[str]]:
+    """Top ports and the names of the ops the host does (float QUANTIZE in, DEQUANTIZE out)."""
+    host_ops: set[str] = set()
+    ports: tuple[list[Port], list[Port]] = ([], [])
+    for is_input, names, prefix in ((True, graph.inputs, "in"), (False, graph.outputs, "out")):
+        for k, name in enumerate(names):
+            t = graph.tensors[name]
+            port = Port(f"{prefix}{k}", name, name, t.dtype, t.size)
+            op = _host_op(graph, name, is_input)
+            if op is not None:
+                port.tensor = op.outputs[0] if is_input else op.inputs[0]
+                port.edge = {"kind": op.kind, "scale": float(op.attrs["scale"]),
+                             "zero_point": int(op.attrs["zero_point"])}
+                host_ops.add(op.name)
+            ports[0 if is_input else 1].append(port)
+    return ports[0], ports[1], host_ops
+
+
+def build_plan(graph: Graph, weight_format: str, reuse_factor: int, min_sparsity: float = 0.0) -> Plan:
+    """Edges, aliases and one Layer per remaining op, in graph order."""
+    inputs, outputs, host_ops = _edges(graph)
+    alias: dict[str, str] = {}
+
+    def canon(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    layers: list[Layer] = []
+    taken = {"dmx_top"}
+    for op in graph.ops:
+        if op.name in host_ops:
+            continue
+        if op.kind == "reshape":
+            alias[op.outputs[0]] = op.inputs[0]
+            continue
+        for name in [n for n in op.inputs if n and not graph.tensors[n].is_const] + op.outputs[:1]:
+            if graph.tensors[name].dtype != "int8":
+                raise _fail(graph, f"layer {op.name!r} ({op.kind}) works on the {graph.tensors[name].dtype} tensor "
+                                   f"{name!r}; inside the top function every activation must be int8")
+        if op.kind not in BUILDERS:
+            raise _fail(graph, f"layer {op.name!r}: op {op.kind} has no HLS kernel")
+        ctx = BUILDERS[op.kind](OpContext(graph, op, weight_format, reuse_factor, min_sparsity))
+        acts = [n for n in op.inputs[:2] if n and not graph.tensors[n].is_const]
+        if op.kind not in ("add", "mul"):
+            acts = acts[:1]
+        shapes = ", ".join(str(list(graph.tensors[n].shape)) for n in op.inputs if n and not graph.tensors[n].is_const)
+        out = graph.tensors[op.outputs[0]]
+        layers.append(Layer(c_ident(op.name, taken), op, [canon(n) for n in acts], op.outputs[0], ctx,
+                            [graph.tensors[n].size for n in acts], out.size, f"{shapes} -> {list(out.shape)}"))
+    for port in inputs + outputs:
+        port.tensor = canon(port.tensor)
+    _check_ports(graph, inputs, outputs)
+    sizes = {name: t.size for name, t in graph.tensors.items()}
+    return Plan(inputs, outputs, layers, sizes)
+
+
+def _check_ports(graph: Graph, inputs: list[Port], outputs: list[Port]) -> None:
+    seen: dict[str, str] = {p.tensor: p.graph_name for p in inputs}
+    for p in outputs:
+        if p.tensor in seen:
+            raise _fail(graph, f"output {p.graph_name!r} carries the same values as {seen[p.tensor]!r}; "
+                               "the top function needs at least one layer between inputs and each output")
+        seen[p.tensor] = p.graph_name
+
+
+def array_wiring(plan: Plan) -> dict:
+    """Buffer name per tensor: top ports for inputs and outputs, local arrays for the rest."""
+    names = {p.tensor: p.ident for p in plan.inputs + plan.outputs}
+    buffers = []
+    for layer in plan.layers:
+        if layer.output not in names:
+            names[layer.output] = f"t{len(buffers)}"
+            buffers.append({"name": names[layer.output], "size": layer.out_size, "tensor": layer.output})
+    calls = [{"layer": layer, "args": [names[n] for n in layer.inputs] + [names[layer.output]]}
+             for layer in plan.layers]
+    return {"buffers": buffers, "calls": calls}
+
+
+def stream_wiring(plan: Plan) -> dict:
+    """One FIFO per (consumer, argument); a producer writes its whole tensor to each of them.
+
+    A top input read by one layer is that layer's FIFO; otherwise a split process
+    copies it. FIFOs of a producer with several readers are as deep as the tensor,
+    so the producer never blocks on a reader that waits for another branch.
+    """
+    readers: dict[str, list[tuple[int, int]]] = {}
+    for i, layer in enumerate(plan.layers):
+        for k, name in enumerate(layer.inputs):
+            readers.setdefault(name, []).append((i, k))
+    out_port = {p.tensor: p.ident for p in plan.outputs}
+    fifo_of: dict[tuple[int, int], str] = {}
+    fifos: list[dict] = []
+
+    def writes(tensor: str) -> list[str]:
+        targets = readers.get(tensor, [])
+        deep = len(targets) + (tensor in out_port) > 1
+        names = []
+        for i, k in targets:
+            name = f"s{len(fifos)}"
+            fifos.append({"name": name, "depth": plan.sizes[tensor] if deep else 0})
+            fifo_of[(i, k)] = name
+            names.append(name)
+        return names + ([out_port[tensor]] if tensor in out_port else [])
+
+    processes = []
+    for port in plan.inputs:
+        targets = readers.get(port.tensor, [])
+        if len(targets) == 1:
+            fifo_of[targets[0]] = port.ident
+        else:
+            processes.append({"name": f"split_{port.ident}", "layer": None, "ins": [port.ident],
+                              "in_sizes": [port.size], "outs": writes(port.tensor), "out_size": port.size})
+    for i, layer in enumerate(plan.layers):
+        processes.append({"name": f"p_{layer.ident}", "layer": layer, "ins": [], "in_sizes": layer.in_sizes,
+                          "outs": writes(layer.output), "out_size": layer.out_size})
+    for proc in processes:
+        if proc["layer"] is not None:
+            i = plan.layers.index(proc["layer"])
+            proc["ins"] = [fifo_of[(i, k)] for k in range(len(proc["layer"].inputs))]
+    return {"fifos": fifos, "processes": processes}

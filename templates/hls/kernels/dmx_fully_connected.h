@@ -1,0 +1,39 @@
+/* FULLY_CONNECTED: TFLite's reference_integer_ops::FullyConnected.
+ * Weights [out, in] behind CFG::matvec (any storage format of dmx_matvec.h); requantization
+ * with one rounding (TFLite reference) or two (TFLite Micro), as the graph says. */
+#ifndef DMX_FULLY_CONNECTED_H
+#define DMX_FULLY_CONNECTED_H
+
+#include <stdint.h>
+
+#include "dmx_fixedpoint.h"
+
+namespace dmx {
+
+/** FULLY_CONNECTED over CFG::batches rows of CFG::cols inputs; W behind CFG::matvec. */
+template <class CFG>
+void fully_connected(const int8_t in[CFG::batches * CFG::cols], int8_t out[CFG::batches * CFG::rows],
+                     const int32_t bias[CFG::rows], const int32_t multiplier[CFG::rows],
+                     const int8_t shift[CFG::rows]) {
+    for (int b = 0; b < CFG::batches; b++) {
+        int16_t x[CFG::cols];
+        int32_t acc[CFG::rows];
+        for (int c = 0; c < CFG::cols; c++) {
+#pragma HLS PIPELINE II=1
+            x[c] = (int16_t)(in[b * CFG::cols + c] + CFG::input_offset);
+        }
+        for (int r = 0; r < CFG::rows; r++) {
+            acc[r] = bias[r];
+        }
+        CFG::matvec(x, acc);
+        for (int r = 0; r < CFG::rows; r++) {
+#pragma HLS PIPELINE II=1
+            out[b * CFG::rows + r] = requantize<CFG::rounding>(acc[r], multiplier[r], shift[r], CFG::output_offset,
+                                                               CFG::act_min, CFG::act_max);
+        }
+    }
+}
+
+}  // namespace dmx
+
+#endif
