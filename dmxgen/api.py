@@ -1,0 +1,118 @@
+"""Public PyTorch API: aware(), Model, save(), load() (re-exported from dmxgen).
+
+    import dmxgen
+    model = dmxgen.Model(net).transform("models/lenet_config.yaml")
+    with model.calibrating():
+        model(calibration_batch)
+    ...fine-tune model like any nn.Module...
+    dmxgen.save(model, "lenet.pt2", example_input)      # then: dmxgen export lenet.pt2 ...
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .compress.aware import aware
+from .compress.functions import register_function
+from .compress.model import Model
+from .errors import DmxError
+
+__all__ = ["aware", "Model", "save", "load", "to_graph", "register_function", "reference_outputs"]
+
+
+def reference_outputs(graph, codes) -> "np.ndarray":
+    """The integer reference's output codes for a batch of int8 inputs (the graph's batch is 1),
+    e.g. graph = model.to_graph(x[:1]); reference_outputs(graph, model.quantize_input(x))."""
+    import numpy as np
+
+    from . import reference
+
+    return np.concatenate([reference.run(graph, [codes[i:i + 1]])[graph.outputs[0]] for i in range(len(codes))])
+
+
+def to_graph(model: Model, example_input):
+    """The integer Graph of a transformed, calibrated Model."""
+    if not isinstance(model, Model):
+        raise DmxError(f"expected a dmxgen.Model, got {type(model).__name__}; wrap the net with dmxgen.Model(net)")
+    return model.to_graph(example_input)
+
+
+def save(model: Model, path, example_input) -> Path:
+    """Write `path` (.pt2): torch.export's archive of the fake-quantized model in eval
+    mode, plus the integer Graph as JSON that `dmxgen export` reads without unpickling.
+
+    Refuses a model that was not transformed or whose activation ranges were never
+    recorded. The graph takes batch 1 of example_input's shape.
+    """
+    from .frontends.torch_io import ENTRY, dumps
+
+    if not isinstance(model, Model):
+        raise DmxError(f"dmxgen.save needs a dmxgen.Model, got {type(model).__name__}")
+    model.check_calibrated("save")
+    path = Path(path)
+    example = example_input[:1].float()
+    graph = model.to_graph(example)
+    meta = {"layers": {n: _describe(c) for n, c in model.layer_configs.items()},
+            "sparsity": model.sparsity(), "config": model.config_source,
+            "input_shape": list(example.shape), "torch": torch.__version__}
+    text = dumps(graph, meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    try:
+        program = torch.export.export(_Frozen(model), (example,))
+    except Exception as e:  # export of exotic Python can fail; the graph alone is what dmxgen needs
+        raise DmxError(f"torch.export could not export the model ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    finally:
+        model.train(was_training)
+    torch.export.save(program, str(path), extra_files={ENTRY: text})
+    return path
+
+
+def load(path, trust_pickle: bool = False):
+    """The fake-quantized model saved by `save`, as a torch nn.Module (eval semantics).
+
+    Uses torch.export.load (no unpickling of code). For the integer Graph use
+    dmxgen.frontends.load(path).
+    """
+    from .frontends.torch import load_torch
+
+    load_torch(path, trust_pickle=trust_pickle)  # refuses pickles and foreign archives with a clear message
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as e:
+        raise DmxError(f"{path}: torch.export.load failed ({type(e).__name__}: {e})") from None
+
+
+class _Frozen(torch.nn.Module):
+    """A copy of a Model's compressed body with its quantizers' scales fixed as
+    Python numbers, which is what torch.export needs (no data-dependent reads)."""
+
+    def __init__(self, model: Model):
+        import copy
+
+        from .compress.quant import ActQuant
+
+        super().__init__()
+        self.body = copy.deepcopy(model.body)
+        for m in self.body.modules():
+            if isinstance(m, ActQuant):
+                m.freeze()
+        for m in self.body.modules():
+            if hasattr(m, "freeze") and not isinstance(m, ActQuant):
+                m.freeze()
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def _describe(cfg) -> dict:
+    return json.loads(json.dumps({
+        "weight_format": cfg.weight.spelled() if cfg.weight else "SAME",
+        "input_format": cfg.input.spelled() if cfg.input else "SAME",
+        "output_format": cfg.output.spelled() if cfg.output else "SAME",
+        "weight_sparseness": cfg.sparseness.spelled(),
+        "approximation_function": cfg.approximation.spelled()}))

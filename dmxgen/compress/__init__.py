@@ -1,0 +1,8 @@
+"""PyTorch-side compression: formats, sparsity masks, lookup-table activations,
+calibration, and the Model / transform(config) API (see docs/compression.md)."""
+from .aware import aware
+from .config import LayerConfig, load_config
+from .functions import register_function
+from .model import Model
+
+__all__ = ["aware", "LayerConfig", "load_config", "Model", "register_function"]

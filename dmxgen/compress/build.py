@@ -1,0 +1,232 @@
+"""Rebuild a traced float network from fake-quantized layers, one per integer op.
+
+Fusion follows the integer graph: a Linear/Conv with its BatchNorm and a
+following ReLU/ReLU6/Hardtanh is one op; add and mul absorb a following
+clamp; elementwise activations (and clamps that cannot be fused) become
+lookup tables; pooling, reshapes and dropout keep their input's grid.
+"""
+from __future__ import annotations
+
+import torch.fx as fx
+from torch import nn
+
+from ..errors import DmxError
+from .config import LayerConfig, LayerInfo, Rule, resolve
+from .formats import NumFormat, activation_format, weight_format
+from .functions import FUNCTIONS
+from .layers import QuantAvgPool, QuantBinary, QuantCat, QuantLUT, QuantWeighted
+from .pools import pool_spec
+from .quant import ActQuant
+from .trace import BoundCall, Kinds, is_tensor_arg, lut_leaves, clamp_bounds, classify, trace
+
+
+class Builder:
+    """Builds the fake-quantized GraphModule and the layer catalogue the config applies to."""
+
+    def __init__(self, gm: fx.GraphModule, kinds: Kinds):
+        self.gm, self.kinds = gm, kinds
+        self.mods = dict(gm.named_modules())
+        self.fused: dict = {}  # absorbed node -> the node it is fused into
+        self.extra: dict = {}  # weighted/add node -> {"bn": node, "clamp": node}
+        self.names: dict = {}  # node -> layer name
+        self.layers: list[LayerInfo] = []
+        self.aliases: dict[str, str] = {}
+
+    def _single_user(self, node: fx.Node) -> fx.Node | None:
+        users = list(node.users)
+        return users[0] if len(users) == 1 else None
+
+    def fuse(self) -> None:
+        k = self.kinds.kind
+        for node in self.gm.graph.nodes:
+            if k[node] not in ("weighted", "add", "mul") or node in self.fused:
+                continue
+            ext: dict = {}
+            last = node
+            nxt = self._single_user(last)
+            if k[node] == "weighted" and nxt is not None and k.get(nxt) == "bn" and nxt.args[0] is last:
+                ext["bn"] = nxt
+                self.fused[nxt] = node
+                last = nxt
+                nxt = self._single_user(last)
+            if nxt is not None and k.get(nxt) == "clamp" and nxt.args[0] is last:
+                ext["clamp"] = nxt
+                self.fused[nxt] = node
+            self.extra[node] = ext
+        for node in self.gm.graph.nodes:
+            if k[node] == "bn" and node not in self.fused:
+                raise DmxError(f"layer {self.layer_name(node)!r} ({type(self.mods[node.target]).__name__}) cannot be "
+                               "folded: a BatchNorm must directly follow a Linear or Conv whose only user it is")
+        for node in self.gm.graph.nodes:  # a clamp that is not fused is a table on a grid of its own
+            if k[node] == "clamp" and node not in self.fused:
+                k[node] = "lut"
+
+    def layer_name(self, node: fx.Node) -> str:
+        """The module's qualified name (its fx node name for a second call), or the fx node name."""
+        if node.op == "call_module":
+            first = next(n for n in self.gm.graph.nodes if n.op == "call_module" and n.target == node.target)
+            if first is node:
+                return str(node.target)
+        return node.name if node.name not in self.mods else f"{node.name}_fn"
+
+    def catalogue(self) -> None:
+        k = self.kinds.kind
+        io = frozenset({"input_format", "output_format"})
+        for node in self.gm.graph.nodes:
+            kind = k[node]
+            if kind in ("shape", "output"):
+                continue
+            name = self.layer_name(node)
+            self.names[node] = name
+            typ = type(self.mods[node.target]).__name__ if node.op == "call_module" else \
+                getattr(node.target, "__name__", str(node.target))
+            if node in self.fused:
+                host = self.layer_name(self.fused[node])
+                what = "folded into" if kind == "bn" else "fused into"
+                self.aliases[name] = f"layer {name!r} ({typ}) is {what} {host!r}: configure {host!r} instead"
+                continue
+            if kind == "input":
+                fields, typ = frozenset({"output_format"}), "input"
+            elif kind == "weighted":
+                fields = io | {"weight_format", "bias_format", "weight_sparseness"}
+            elif kind in ("add", "mul", "cat"):
+                fields, typ = io, kind
+            elif kind == "lut":
+                fields = io | {"approximation_function"}
+            else:
+                fields = frozenset()
+            note = "" if fields else "it keeps its input's quantization"
+            module = str(node.target) if node.op == "call_module" else ""
+            self.layers.append(LayerInfo(name, typ, frozenset(fields), note, module))
+
+    def build(self, cfgs: dict[str, LayerConfig]) -> fx.GraphModule:
+        g = fx.Graph()
+        env: dict = {}
+        qsrc: dict = {}  # new node -> ActQuant whose grid the value is on
+        root: dict[str, nn.Module] = {}
+        k = self.kinds.kind
+        explicit: dict[int, bool] = {}  # id(ActQuant) -> its format was set by the config
+
+        def new_quant(fmt: NumFormat | None, label: str) -> ActQuant:
+            q = ActQuant(activation_format(fmt), label=label)
+            explicit[id(q)] = fmt is not None
+            return q
+
+        def constrain(q: ActQuant, fmt: NumFormat | None, who: str) -> None:
+            if fmt is None or q is None:
+                return
+            want = activation_format(fmt)
+            if explicit.get(id(q)) and q.fmt != want:
+                raise DmxError(f"layer {who!r}: input_format {want.spelled()} conflicts with the "
+                               f"output format {q.fmt.spelled()} of {q.label!r} (one tensor has one format)")
+            q.fmt = want
+            explicit[id(q)] = True
+
+        def arg(a):
+            return fx.node.map_arg(a, lambda n: env[n])
+
+        for node in self.gm.graph.nodes:
+            kind = k[node]
+            if node in self.fused:
+                env[node] = env[self.fused[node]]
+                continue
+            name = self.names.get(node, node.name)
+            cfg = cfgs.get(name, LayerConfig())
+            if kind == "input":
+                p = g.placeholder(node.target)
+                q = new_quant(cfg.output, name)
+                qname = f"{name}_quant"
+                root[qname] = q
+                env[node] = g.call_module(qname, (p,))
+                qsrc[env[node]] = q
+                continue
+            if kind == "output":
+                g.output(arg(node.args[0]))
+                continue
+            ins = [env[a] for a in node.all_input_nodes if a in self.kinds.tensor]
+            in_quants = [qsrc.get(a) for a in ins]
+            if kind in ("weighted", "add", "mul", "cat", "lut"):
+                for iq in in_quants:
+                    constrain(iq, cfg.input, name)
+            if kind == "weighted":
+                layer = self.mods[node.target]
+                ext = self.extra.get(node, {})
+                bn = self.mods[ext["bn"].target] if "bn" in ext else None
+                clamp = clamp_bounds(ext["clamp"], self.mods) if "clamp" in ext else (None, None)
+                try:
+                    mod = QuantWeighted(layer, bn, clamp, weight_format(cfg.weight), activation_format(cfg.output),
+                                        cfg.sparseness, name)
+                except ValueError as e:
+                    raise DmxError(f"layer {name!r} ({type(layer).__name__}): {e}") from None
+                explicit[id(mod.out_quant)] = cfg.output is not None
+                new = self._call(g, root, name, mod, (ins[0],))
+            elif kind in ("add", "mul"):
+                ext = self.extra.get(node, {})
+                clamp = clamp_bounds(ext["clamp"], self.mods) if "clamp" in ext else (None, None)
+                mod = QuantBinary(kind, activation_format(cfg.output), clamp, name)
+                explicit[id(mod.out_quant)] = cfg.output is not None
+                new = self._call(g, root, name, mod, tuple(ins))
+            elif kind == "cat":
+                dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+                mod = QuantCat(int(dim), activation_format(cfg.output), name)
+                explicit[id(mod.out_quant)] = cfg.output is not None
+                new = self._call(g, root, name, mod, tuple(ins))
+            elif kind == "lut":
+                fn, label = self._lut_fn(node, cfg)
+                mod = QuantLUT(fn, activation_format(cfg.output), name, label)
+                explicit[id(mod.out_quant)] = cfg.output is not None
+                new = self._call(g, root, name, mod, (ins[0],))
+            elif kind == "avgpool":
+                fn = self.mods[node.target] if node.op == "call_module" else BoundCall(node)
+                mod = QuantAvgPool(fn, label=type(fn).__name__ if isinstance(fn, nn.Module) else str(node.target))
+                mod.spec = pool_spec(node, self.mods)
+                new = self._call(g, root, name, mod, (ins[0],))
+                qsrc[new] = in_quants[0]
+            else:  # maxpool, clamp, reshape, pass, shape: the float op is exact on the grid
+                if node.op == "call_module":
+                    root[node.target] = self.mods[node.target]
+                new = g.node_copy(node, lambda n: env[n])
+                if kind != "shape":
+                    qsrc[new] = in_quants[0] if in_quants else None
+            if isinstance(mod_or_none := root.get(name), (QuantWeighted, QuantBinary, QuantLUT, QuantCat)):
+                mod_or_none.set_inputs(in_quants)
+                qsrc[new] = mod_or_none.out_quant
+            elif kind == "avgpool":
+                root[name].set_inputs(in_quants)
+            env[node] = new
+        g.lint()
+        return fx.GraphModule(root, g, class_name="CompressedNet")
+
+    @staticmethod
+    def _call(g: fx.Graph, root: dict, name: str, mod: nn.Module, args: tuple) -> fx.Node:
+        root[name] = mod
+        return g.call_module(name, args)
+
+    def _lut_fn(self, node: fx.Node, cfg: LayerConfig):
+        ap = cfg.approximation
+        if ap.kind == "lut" and ap.name:
+            return FUNCTIONS[ap.name], ap.name
+        if node.op == "call_module":
+            m = self.mods[node.target]
+            return m, type(m).__name__
+        tensors = self.kinds.tensor
+        idx = next(i for i, a in enumerate(node.args) if is_tensor_arg(a, tensors))
+        if node.op == "call_method" and idx != 0:
+            raise DmxError(f"layer {node.name!r}: only the tensor's own method can be tabulated")
+        label = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "fn")
+        return BoundCall(node, idx), str(label)
+
+
+def build_compressed(net: nn.Module, rules: list[Rule], source: str = "config"):
+    """(GraphModule of fake-quantized layers, {layer name: LayerConfig}, [LayerInfo])."""
+    leaves = lut_leaves(net, rules)
+    gm = trace(net, leaves)
+    kinds = classify(gm, leaves)
+    b = Builder(gm, kinds)
+    b.fuse()
+    b.catalogue()
+    cfgs = resolve(rules, b.layers, b.aliases, source)
+    return b.build(cfgs), cfgs, b.layers
+
+
+

@@ -1,0 +1,95 @@
+"""Pooling layers and calls -> one normalized description (type, kernel, stride, padding).
+
+The tracer uses it to refuse what the integer kernels cannot do (ceil_mode,
+dilation, averages that count padding) at transform time; the exporter uses
+it to fill the pooling op's attrs.
+"""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DmxError
+
+MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d)
+AVGPOOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+MAXPOOL_FUNCS = {F.max_pool1d, F.max_pool2d}
+AVGPOOL_FUNCS = {F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean}
+
+
+def _sig_max(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return locals()
+
+
+def _sig_avg(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+             divisor_override=None):
+    return locals()
+
+
+def _sig_adaptive(input, output_size):
+    return locals()
+
+
+def _sig_mean(input, dim=None, keepdim=False, dtype=None):
+    return locals()
+
+
+def _pair(v, rank: int) -> tuple:
+    if isinstance(v, (list, tuple)):
+        return tuple(int(x) for x in v) if len(v) == rank else tuple(int(v[0]) for _ in range(rank))
+    return tuple(int(v) for _ in range(rank))
+
+
+def pool_spec(node: fx.Node, mods: dict) -> dict:
+    """Normalized pooling parameters of a pooling module or call: type, rank, kernel, stride, padding, ..."""
+    if node.op == "call_module":
+        return module_pool_spec(str(node.target), mods[node.target])
+    return _call_pool_spec(node)
+
+
+def module_pool_spec(name: str, m: nn.Module) -> dict:
+    """pool_spec of a pooling module; raises DmxError naming the layer for what is not supported."""
+    rank = 1 if isinstance(m, (nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d)) else 2
+    if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        return {"type": "adaptive", "rank": rank, "output_size": m.output_size}
+    a = {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
+         "ceil_mode": m.ceil_mode, "count_include_pad": getattr(m, "count_include_pad", False),
+         "dilation": getattr(m, "dilation", 1), "return_indices": getattr(m, "return_indices", False),
+         "divisor_override": getattr(m, "divisor_override", None)}
+    typ = "max" if isinstance(m, MAXPOOLS) else "avg"
+    return _normalize(name, a, typ, rank)
+
+
+def _call_pool_spec(node: fx.Node) -> dict:
+    name, t = node.name, node.target
+    if t in (F.max_pool1d, F.max_pool2d):
+        a, typ = _sig_max(*node.args, **node.kwargs), "max"
+    elif t in (F.avg_pool1d, F.avg_pool2d):
+        a, typ = _sig_avg(*node.args, **node.kwargs), "avg"
+    elif t in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d):
+        a = _sig_adaptive(*node.args, **node.kwargs)
+        return {"type": "adaptive", "rank": 1 if t is F.adaptive_avg_pool1d else 2,
+                "output_size": a["output_size"]}
+    else:  # mean
+        a = _sig_mean(*node.args, **node.kwargs)
+        dims = a["dim"]
+        if dims is None:
+            raise DmxError(f"layer {name!r}: mean over all dimensions is not supported; give the spatial dims")
+        dims = tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
+        return {"type": "mean", "dims": tuple(int(d) for d in dims), "keepdim": bool(a["keepdim"])}
+    rank = 1 if t in (F.max_pool1d, F.avg_pool1d) else 2
+    return _normalize(name, a, typ, rank)
+
+
+def _normalize(name: str, a: dict, typ: str, rank: int) -> dict:
+    k = _pair(a["kernel_size"], rank)
+    s = _pair(a["stride"] if a["stride"] not in (None, [], ()) else a["kernel_size"], rank)
+    p = _pair(a["padding"], rank)
+    if a.get("ceil_mode") or a.get("return_indices") or _pair(a.get("dilation", 1), rank) != (1,) * rank:
+        raise DmxError(f"layer {name!r}: pooling with ceil_mode, return_indices or dilation is not supported")
+    if typ == "avg" and ((any(p) and a.get("count_include_pad")) or a.get("divisor_override")):
+        raise DmxError(f"layer {name!r}: the integer kernel averages over the window inside the image; use "
+                       "count_include_pad=False with padding and no divisor_override")
+    return {"type": typ, "rank": rank, "kernel": k, "stride": s, "padding": p}

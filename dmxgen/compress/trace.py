@@ -1,0 +1,275 @@
+"""Trace a float nn.Module with torch.fx and say what each node is.
+
+Every node gets a kind (weighted, bn, clamp, lut, add, mul, cat, maxpool,
+avgpool, reshape, pass, shape); any other call is refused with the layer's
+name, at transform time rather than at export.
+"""
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DmxError
+from .config import Rule
+from .functions import ELEMENTWISE_FUNCTIONS, ELEMENTWISE_METHODS, ELEMENTWISE_MODULES
+from .layers import QuantAvgPool, QuantBinary, QuantCat, QuantLUT, QuantWeighted
+from .pools import AVGPOOL_FUNCS, AVGPOOLS, MAXPOOL_FUNCS, MAXPOOLS, module_pool_spec, pool_spec
+from .quant import ActQuant
+
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+CLAMPS = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+PASS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity, nn.Flatten)
+QUANT_LAYERS = (QuantWeighted, QuantBinary, QuantLUT, QuantCat, QuantAvgPool, ActQuant)
+
+SUPPORTED = ("Linear, Conv1d, Conv2d (groups, depthwise), BatchNorm1d/2d after them, ReLU, ReLU6, Hardtanh, "
+             "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, Flatten, Dropout, Identity, "
+             f"elementwise activations ({', '.join(ELEMENTWISE_MODULES)}), add, mul, cat, "
+             "flatten/view/reshape, mean over spatial dims")
+
+_SHAPE_METHODS = {"size", "dim", "numel"}
+_RESHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "squeeze", "unsqueeze"}
+_RESHAPE_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
+_PASS_FUNCS = {F.dropout, F.dropout1d, F.dropout2d}
+_CLAMP_FUNCS = {F.relu, torch.relu, F.relu6, F.hardtanh, torch.clamp, torch.clip}
+_CLAMP_METHODS = {"relu", "relu_", "clamp", "clip", "clamp_"}
+_ADD = {operator.add, torch.add, operator.iadd}
+_MUL = {operator.mul, torch.mul, operator.imul}
+_SCALAR_FUNCS = {operator.add, torch.add, operator.sub, torch.sub, operator.mul, torch.mul, operator.truediv,
+                 torch.div, operator.iadd, operator.imul}
+
+
+@dataclass
+class Kinds:
+    """What each node of the traced float graph is."""
+
+    kind: dict  # node -> kind string
+    tensor: set  # nodes whose value is a tensor (not a shape or an int)
+
+
+class _Tracer(fx.Tracer):
+    def __init__(self, leaves: set[str]):
+        super().__init__()
+        self.leaves = leaves
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if qualname in self.leaves or isinstance(m, QUANT_LAYERS):
+            return True
+        if getattr(type(m), "_dmx_aware", False):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def trace(net: nn.Module, leaves: set[str]) -> fx.GraphModule:
+    """torch.fx symbolic trace; a failure is one line that says why."""
+    try:
+        graph = _Tracer(leaves).trace(net)
+    except Exception as e:  # fx raises TraceError, TypeError, ... on data-dependent Python
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DmxError(f"cannot trace {type(net).__name__} with torch.fx ({msg}); data-dependent control "
+                       "flow is not supported, keep forward() a straight line of layer and tensor calls") from None
+    return fx.GraphModule(net, graph)
+
+
+def exact_kind(node: fx.Node, mods: dict) -> str:
+    """Kind of a compressed-graph node that is not a dmxgen layer: maxpool, reshape, pass or other.
+
+    Derived from the node itself (not its meta), so that it survives pickling.
+    """
+    t = node.target
+    if node.op == "call_module":
+        m = mods[t]
+        if isinstance(m, MAXPOOLS):
+            return "maxpool"
+        if isinstance(m, nn.Flatten):
+            return "reshape"
+        return "pass" if isinstance(m, PASS_MODULES) else "other"
+    if node.op == "call_method":
+        return "reshape" if t in _RESHAPE_METHODS else "other"
+    if node.op == "call_function":
+        if t in MAXPOOL_FUNCS:
+            return "maxpool"
+        if t in _RESHAPE_FUNCS:
+            return "reshape"
+        if t in _PASS_FUNCS:
+            return "pass"
+    return "other"
+
+
+def lut_leaves(net: nn.Module, rules: list[Rule]) -> set[str]:
+    """Modules a rule declares elementwise (approximation_function), traced as one call."""
+    out = set()
+    for name, mod in net.named_modules():
+        if not name:
+            continue
+        for r in rules:
+            if "approximation" not in r.settings or r.settings["approximation"].kind != "lut":
+                continue
+            sel = r.selector
+            hit = (sel == name or (sel.startswith("re:") and re.fullmatch(sel[3:], name))
+                   or (sel.startswith("type:") and sel[5:].lower() == type(mod).__name__.lower()))
+            if hit:
+                out.add(name)
+    return out
+
+
+def is_tensor_arg(a, tensors: set) -> bool:
+    return isinstance(a, fx.Node) and a in tensors
+
+
+def classify(gm: fx.GraphModule, lut_leaves: set[str]) -> Kinds:
+    """Give every node a kind, or raise naming the unsupported layer."""
+    mods = dict(gm.named_modules())
+    kind: dict = {}
+    tensors: set = set()
+    for node in gm.graph.nodes:
+        targs = [a for a in node.all_input_nodes if a in tensors]
+        k = None
+        if node.op == "placeholder":
+            k = "input"
+        elif node.op == "output":
+            k = "output"
+        elif node.op == "get_attr":
+            raise DmxError(f"layer {node.name!r}: uses the constant tensor {node.target!r} directly; only "
+                           "parameters of supported layers can be exported")
+        elif node.op == "call_module":
+            m = mods[node.target]
+            k = _module_kind(node.target, m, lut_leaves)
+        elif not targs:
+            k = "shape"  # arithmetic on sizes and ints: only feeds reshape arguments
+        elif node.op == "call_method" and node.target in _SHAPE_METHODS:
+            k = "shape"
+        elif node.op == "call_function" and node.target is getattr and node.args[1] == "shape":
+            k = "shape"
+        else:
+            k = _call_kind(node, tensors)
+        kind[node] = k
+        if k not in ("shape", "output"):
+            tensors.add(node)
+    return Kinds(kind, tensors)
+
+
+def _module_kind(name: str, m: nn.Module, lut_leaves: set[str]) -> str:
+    if name in lut_leaves:
+        return "lut"
+    if isinstance(m, WEIGHTED):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.padding_mode != "zeros":
+            raise DmxError(f"layer {name!r} ({type(m).__name__}): padding_mode={m.padding_mode!r} is not "
+                           "supported, only 'zeros'")
+        return "weighted"
+    if isinstance(m, BATCHNORMS):
+        return "bn"
+    if isinstance(m, CLAMPS):
+        return "clamp"
+    if isinstance(m, MAXPOOLS + AVGPOOLS):
+        module_pool_spec(name, m)  # refuses what the integer kernels cannot do
+        return "maxpool" if isinstance(m, MAXPOOLS) else "avgpool"
+    if isinstance(m, PASS_MODULES):
+        return "reshape" if isinstance(m, nn.Flatten) else "pass"
+    if type(m).__name__ in ELEMENTWISE_MODULES and type(m).__module__.startswith("torch.nn"):
+        return "lut"
+    raise DmxError(f"layer {name!r} ({type(m).__name__}) is not supported by the torch frontend; supported: "
+                   f"{SUPPORTED}; a custom elementwise module can be declared with approximation_function: LUT")
+
+
+def _call_kind(node: fx.Node, tensors: set) -> str:
+    t = node.target
+    targs = [a for a in node.args if is_tensor_arg(a, tensors)]
+    if isinstance(node.args[0] if node.args else None, (list, tuple)):
+        targs = [a for a in node.args[0] if is_tensor_arg(a, tensors)]
+    if node.op == "call_function":
+        if t in (torch.cat, torch.concat):
+            return "cat"
+        if t in _ADD and len(targs) == 2:
+            return "add"
+        if t in _MUL and len(targs) == 2:
+            return "mul"
+        if t in _SCALAR_FUNCS and len(targs) == 1:
+            return "lut"
+        if t in _CLAMP_FUNCS:
+            return "clamp"
+        if t in _RESHAPE_FUNCS:
+            return "reshape"
+        if t in _PASS_FUNCS:
+            return "pass"
+        if t in MAXPOOL_FUNCS or t in AVGPOOL_FUNCS:
+            pool_spec(node, {})  # refuses unsupported options now, naming the layer
+            return "maxpool" if t in MAXPOOL_FUNCS else "avgpool"
+        if t in ELEMENTWISE_FUNCTIONS:
+            return "lut"
+        name = getattr(t, "__name__", str(t))
+    else:
+        if t in _RESHAPE_METHODS:
+            return "reshape"
+        if t in _CLAMP_METHODS:
+            return "clamp"
+        if t == "mean":
+            pool_spec(node, {})
+            return "avgpool"
+        if t in ("add", "add_") and len(targs) == 2:
+            return "add"
+        if t in ("mul", "mul_") and len(targs) == 2:
+            return "mul"
+        if t in ("add", "sub", "mul", "div", "add_", "mul_") and len(targs) == 1:
+            return "lut"
+        if t in ELEMENTWISE_METHODS:
+            return "lut"
+        name = f"Tensor.{t}"
+    raise DmxError(f"layer {node.name!r} ({name}) is not supported by the torch frontend; supported: {SUPPORTED}")
+
+
+def clamp_bounds(node: fx.Node, mods: dict) -> tuple[float | None, float | None]:
+    """(lo, hi) of a ReLU/ReLU6/Hardtanh/clamp node."""
+    if node.op == "call_module":
+        m = mods[node.target]
+        if isinstance(m, nn.ReLU6):
+            return 0.0, 6.0
+        if isinstance(m, nn.Hardtanh):
+            return float(m.min_val), float(m.max_val)
+        return 0.0, None
+    t = node.target
+    kw = dict(node.kwargs)
+    if t in (F.relu, torch.relu, "relu", "relu_"):
+        return 0.0, None
+    if t is F.relu6:
+        return 0.0, 6.0
+    args = list(node.args[1:])
+    if t is F.hardtanh:
+        lo = args[0] if args else kw.get("min_val", -1.0)
+        hi = args[1] if len(args) > 1 else kw.get("max_val", 1.0)
+        return float(lo), float(hi)
+    lo = args[0] if args else kw.get("min")
+    hi = args[1] if len(args) > 1 else kw.get("max")
+    for v in (lo, hi):
+        if v is not None and not isinstance(v, (int, float)):
+            raise DmxError(f"layer {node.name!r}: clamp bounds must be numbers")
+    return (None if lo is None else float(lo)), (None if hi is None else float(hi))
+
+
+class BoundCall:
+    """A call_function/call_method node as a picklable one-tensor callable (other arguments fixed)."""
+
+    def __init__(self, node: fx.Node, x_index: int = 0):
+        self.method = node.op == "call_method"
+        self.target = node.target
+        args = list(node.args)
+        args[x_index] = None
+        if any(isinstance(a, fx.Node) for a in (*args, *node.kwargs.values())):
+            raise DmxError(f"layer {node.name!r}: only one argument may be a tensor or a size computed in forward()")
+        self.args, self.kwargs, self.index = tuple(args), dict(node.kwargs), x_index
+
+    def __call__(self, x):
+        args = list(self.args)
+        args[self.index] = x
+        if self.method:
+            return getattr(args[0], self.target)(*args[1:], **self.kwargs)
+        return self.target(*args, **self.kwargs)
+
+    def __repr__(self) -> str:
+        return f"{self.target if self.method else getattr(self.target, '__name__', self.target)}(...)"

@@ -1,0 +1,382 @@
+"""A calibrated dmxgen Model -> the integer Graph, op by op.
+
+Each fake-quantized layer becomes one op carrying the same integer attrs the
+TFLite frontend derives (per-channel multiplier/shift from
+graph/fixedpoint.py, offsets, clamp bounds, OHWI weights, int32 bias), so the
+reference and every backend take it unchanged. Activations are NHWC: a
+PyTorch NCHW tensor [N, C, H, W] is the graph tensor [N, H, W, C], a Conv1d
+NCL tensor [N, C, L] is [N, 1, L, C]; flattening such a tensor into a Linear
+permutes the Linear's weight columns instead of moving data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from ..errors import DmxError
+from ..graph import Graph, Op, QuantParams, Tensor
+from ..compress.intops import add_params, clamp_codes, conv_multipliers, mul_params, requant_params
+
+
+@dataclass
+class Val:
+    """A graph tensor seen from torch: its torch shape, layout and grid."""
+
+    name: str
+    tshape: tuple
+    layout: str  # plain | nchw | ncl
+    quant: object  # ActQuant
+    perm: np.ndarray | None = None  # graph flat index -> torch flat index (after flattening NCHW)
+
+
+def graph_shape(tshape: tuple, layout: str) -> tuple:
+    if layout == "nchw":
+        n, c, h, w = tshape
+        return (n, h, w, c)
+    if layout == "ncl":
+        n, c, length = tshape
+        return (n, 1, length, c)
+    return tuple(tshape)
+
+
+def input_layout(model) -> str:
+    """How the model's input is laid out in the graph (from the last input it ran on)."""
+    rank = len(model.example_shape)
+    if rank == 4:
+        return "nchw"
+    if rank == 3 and any(isinstance(m.layer, nn.Conv1d) for m in model.weighted_layers().values()):
+        return "ncl"
+    return "plain"
+
+
+class _Exporter:
+    def __init__(self, model, example: torch.Tensor):
+        self.model = model
+        self.gm: fx.GraphModule = model.body
+        self.mods = dict(self.gm.named_modules())
+        self.g = Graph(source=f"{type(model.float_net).__name__} (torch)")
+        self.vals: dict = {}
+        self.example = example
+
+    # -- helpers -----------------------------------------------------------
+    def quant_params(self, aq) -> QuantParams:
+        s, zp = aq.qparams()
+        return QuantParams(np.array([s], np.float32), np.array([zp], np.int64))
+
+    def new_tensor(self, name: str, tshape: tuple, layout: str, aq, perm=None) -> Val:
+        base, i = name, 1
+        while name in self.g.tensors:
+            name = f"{base}_{i}"
+            i += 1
+        self.g.add_tensor(Tensor(name, graph_shape(tshape, layout), "int8", self.quant_params(aq)))
+        return Val(name, tuple(tshape), layout, aq, perm)
+
+    def const(self, name: str, data: np.ndarray, dtype: str, quant: QuantParams | None) -> str:
+        self.g.add_tensor(Tensor(name, data.shape, dtype, quant, np.ascontiguousarray(data.astype(dtype))))
+        return name
+
+    def add_op(self, name: str, kind: str, inputs: list[str], output: str, attrs: dict) -> None:
+        self.g.ops.append(Op(name, kind, inputs, [output], attrs))
+
+    def fail(self, name: str, msg: str):
+        raise DmxError(f"layer {name!r}: {msg}")
+
+    # -- walk ---------------------------------------------------------------
+    def run(self) -> Graph:
+        gm = self.gm
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                ShapeProp(gm).propagate(self.example)
+                for node in gm.graph.nodes:
+                    self.visit(node)
+        finally:
+            self.model.train(was_training)
+        self.g.validate()
+        return self.g
+
+    def tshape(self, node: fx.Node) -> tuple:
+        tm = node.meta.get("tensor_meta")
+        if tm is None or not hasattr(tm, "shape"):
+            self.fail(node.name, "does not produce one tensor")
+        return tuple(int(d) for d in tm.shape)
+
+    def visit(self, node: fx.Node) -> None:
+        from ..compress.layers import QuantAvgPool, QuantBinary, QuantCat, QuantLUT, QuantWeighted
+        from ..compress.quant import ActQuant
+
+        from ..compress.trace import exact_kind
+
+        if node.op == "placeholder":
+            return
+        if node.op == "output":
+            outs = node.args[0]
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            for o in outs:
+                v = self.vals.get(o)
+                if v is None:
+                    self.fail(str(o), "the model output is not a quantized tensor")
+                if v.perm is not None:
+                    self.fail(str(o), "the output is a flattened NCHW tensor; end the model with a Linear")
+                self.g.outputs.append(v.name)
+            return
+        mod = self.mods.get(node.target) if node.op == "call_module" else None
+        name = node.name
+        if mod is not None and node is next(n for n in self.gm.graph.nodes if n.target == node.target):
+            name = str(node.target)  # a module's first call carries its qualified name
+        if "tensor_meta" not in node.meta:  # sizes and ints that only feed reshape arguments
+            return
+        kind = exact_kind(node, self.mods)
+        if isinstance(mod, ActQuant):  # the graph input's quantizer
+            src = node.args[0]
+            if src.op != "placeholder":
+                self.fail(name, "requantizing inside the graph is not supported")
+            tshape = self.tshape(node)
+            tshape = (1,) + tshape[1:]
+            v = self.new_tensor(src.name, tshape, input_layout(self.model), mod)
+            self.g.inputs.append(v.name)
+            self.vals[node] = v
+            return
+        ins = [self.vals[a] for a in node.all_input_nodes if a in self.vals]
+        if isinstance(mod, QuantWeighted):
+            self.vals[node] = self.weighted(node, name, mod, ins[0])
+        elif isinstance(mod, QuantBinary):
+            self.vals[node] = self.binary(node, name, mod, ins)
+        elif isinstance(mod, QuantLUT):
+            v = self.new_tensor(name, self.tshape(node), ins[0].layout, mod.out_quant, ins[0].perm)
+            table = mod.table().numpy()
+            lo, hi = mod.out_quant.fmt.qmin, mod.out_quant.fmt.qmax
+            self.add_op(name, "lut", [ins[0].name], v.name, {"table": np.clip(table, lo, hi).astype(np.int8)})
+            self.vals[node] = v
+        elif isinstance(mod, QuantCat):
+            self.vals[node] = self.cat(node, name, mod, ins)
+        elif isinstance(mod, QuantAvgPool):
+            self.vals[node] = self.pool(node, name, mod.spec, ins[0], "avg_pool2d")
+        elif kind == "maxpool":
+            from ..compress.pools import pool_spec
+
+            self.vals[node] = self.pool(node, name, pool_spec(node, self.mods), ins[0], "max_pool2d")
+        elif kind == "reshape":
+            self.vals[node] = self.reshape(node, name, ins[0])
+        elif kind == "pass":
+            self.vals[node] = ins[0]
+        else:
+            self.fail(name, f"cannot be exported ({node.op} {node.target})")
+
+    # -- ops ----------------------------------------------------------------
+    def weighted(self, node, name: str, m, x: Val) -> Val:
+        w_hat, w_codes, w_scales, _, b_codes = m.quantized()
+        if b_codes is None:
+            self.fail(name, "its input has no recorded range")
+        layer = m.layer
+        cout = w_codes.shape[0]
+        s_in, zp_in = x.quant.qparams()
+        s_out, zp_out = m.out_quant.qparams()
+        scales = w_scales.numpy().astype(np.float32)
+        scales_c = scales if scales.size == cout else np.full(cout, scales[0], np.float32)
+        mult, shift = conv_multipliers(s_in, scales_c, s_out)
+        fmt = m.out_quant.fmt
+        act, amin, amax = clamp_codes(m.clamp, s_out, zp_out, fmt.qmin, fmt.qmax)
+        attrs = {"input_offset": -zp_in, "output_offset": zp_out}
+        q = w_codes.numpy().astype(np.int64)
+        wq = QuantParams(scales, np.zeros(scales.size, np.int64), 0 if scales.size > 1 else None)
+        bias = b_codes.numpy().astype(np.int64)
+        out_t = self.tshape(node)
+        if isinstance(layer, nn.Linear):
+            if x.layout != "plain":
+                self.fail(name, f"Linear over the last dim of a {x.layout.upper()} tensor is not supported; "
+                          "flatten it first")
+            if x.perm is not None:
+                q = q[:, x.perm]
+            kind = "fully_connected"
+            weight = q
+            attrs.update(batches=int(np.prod(x.tshape)) // q.shape[1], rounding="double")
+            out = self.new_tensor(name, out_t, "plain", m.out_quant)
+        else:
+            if x.perm is not None or x.layout == "plain":
+                self.fail(name, f"a convolution needs an {'NCL' if q.ndim == 3 else 'NCHW'} input")
+            if q.ndim == 3:  # Conv1d -> conv2d over [N, 1, L, C]
+                q = q[:, :, None, :]
+                stride, dil = (1, layer.stride[0]), (1, layer.dilation[0])
+                pad = self._conv_pad(layer, name, x, 1)
+                pad = (0, pad[0], 0, pad[1])
+            else:
+                stride, dil = tuple(layer.stride), tuple(layer.dilation)
+                ph, pw = self._conv_pad(layer, name, x, 2)
+                pad = (ph[0], pw[0], ph[1], pw[1])
+            groups, cin = layer.groups, layer.in_channels
+            attrs.update(stride=stride, dilation=dil, pad=pad)
+            if groups == 1:
+                kind, weight = "conv2d", q.transpose(0, 2, 3, 1)
+            elif groups == cin and cout % cin == 0:
+                kind, weight = "depthwise_conv2d", q[:, 0].transpose(1, 2, 0)[None]
+                attrs["depth_multiplier"] = cout // cin
+                wq = QuantParams(scales, np.zeros(scales.size, np.int64), 3 if scales.size > 1 else None)
+            else:  # grouped: block-diagonal dense weights (the zeros compress away in CSR/dCSR)
+                kind = "conv2d"
+                kh, kw = q.shape[2], q.shape[3]
+                dense = np.zeros((cout, kh, kw, cin), np.int64)
+                cin_g, cout_g = cin // groups, cout // groups
+                for o in range(cout):
+                    g = o // cout_g
+                    dense[o, :, :, g * cin_g:(g + 1) * cin_g] = q[o].transpose(1, 2, 0)
+                weight = dense
+            out = self.new_tensor(name, out_t, x.layout, m.out_quant)
+        attrs.update(multiplier=mult, shift=shift, activation=act, act_min=amin, act_max=amax)
+        if m.wfmt.bits == 4:
+            attrs["weight_bits"] = 4
+        wname = self.const(f"{name}.weight", weight, "int8", wq)
+        bq = QuantParams((np.float32(s_in) * scales_c).astype(np.float32), np.zeros(cout, np.int64),
+                         0 if cout > 1 else None)
+        bname = self.const(f"{name}.bias", bias, "int32", bq)
+        self.add_op(name, kind, [x.name, wname, bname], out.name, attrs)
+        return out
+
+    def _conv_pad(self, layer, name: str, x: Val, rank: int):
+        """[(before, after)] per spatial dim, PyTorch's rule for 'same' (extra on the far side)."""
+        k = layer.kernel_size
+        if isinstance(layer.padding, str):
+            if layer.padding == "valid":
+                pads = [(0, 0)] * rank
+            else:
+                pads = []
+                for i in range(rank):
+                    total = layer.dilation[i] * (k[i] - 1)
+                    pads.append((total // 2, total - total // 2))
+        else:
+            pads = [(int(p), int(p)) for p in layer.padding]
+        return pads[0] if rank == 1 else pads
+
+    def binary(self, node, name: str, m, ins: list[Val]) -> Val:
+        if len(ins) != 2:
+            self.fail(name, f"{m.op} needs two tensor inputs")
+        a, b = ins
+        if a.layout != b.layout or (a.perm is None) != (b.perm is None) or (
+                a.perm is not None and not np.array_equal(a.perm, b.perm)):
+            self.fail(name, f"{m.op} of tensors in different layouts ({a.layout}, {b.layout})")
+        out = self.new_tensor(name, self.tshape(node), a.layout, m.out_quant, a.perm)
+        (sa, za), (sb, zb), (so, zo) = a.quant.qparams(), b.quant.qparams(), m.out_quant.qparams()
+        fmt = m.out_quant.fmt
+        act, amin, amax = clamp_codes(m.clamp, so, zo, fmt.qmin, fmt.qmax)
+        attrs = {"input1_offset": -za, "input2_offset": -zb, "output_offset": zo}
+        attrs.update(add_params(sa, sb, so) if m.op == "add" else mul_params(sa, sb, so))
+        attrs.update(activation=act, act_min=amin, act_max=amax)
+        self.add_op(name, m.op, [a.name, b.name], out.name, attrs)
+        return out
+
+    def cat(self, node, name: str, m, ins: list[Val]) -> Val:
+        layout = ins[0].layout
+        if any(v.layout != layout or v.perm is not None for v in ins):
+            self.fail(name, "cat of tensors in different layouts (or of flattened NCHW tensors)")
+        rank = len(ins[0].tshape)
+        dim = m.dim % rank
+        axis = {"nchw": {0: 0, 1: 3, 2: 1, 3: 2}, "ncl": {0: 0, 1: 3, 2: 2}}.get(layout, {}).get(dim, dim)
+        so, zo = m.out_quant.qparams()
+        names = []
+        for i, v in enumerate(ins):
+            si, zi = v.quant.qparams()
+            if (np.float32(si), zi) == (np.float32(so), zo):
+                names.append(v.name)
+                continue
+            r = self.new_tensor(f"{name}.in{i}", v.tshape, layout, m.out_quant)
+            mult, shift = requant_params(si, so)
+            self.add_op(f"{name}.requant{i}", "quantize", [v.name], r.name,
+                        {"mode": "requantize", "input_offset": -zi, "output_offset": zo,
+                         "multiplier": mult, "shift": shift})
+            names.append(r.name)
+        out = self.new_tensor(name, self.tshape(node), layout, m.out_quant)
+        self.add_op(name, "concat", names, out.name, {"axis": axis})
+        return out
+
+    def pool(self, node, name: str, spec: dict, x: Val, kind: str) -> Val:
+        if x.layout == "plain" or x.perm is not None:
+            self.fail(name, "pooling needs an NCHW or NCL input")
+        out_t = self.tshape(node)
+        gs = graph_shape(x.tshape, x.layout)
+        ih, iw = gs[1], gs[2]
+        if spec["type"] == "adaptive":
+            osz = spec["output_size"]
+            osz = osz if isinstance(osz, (list, tuple)) else (osz,) * spec["rank"]
+            sizes = (ih, iw) if spec["rank"] == 2 else (iw,)
+            osz = tuple(s if o is None else int(o) for o, s in zip(osz, sizes))
+            if any(s % o for s, o in zip(sizes, osz)):
+                self.fail(name, f"adaptive pooling from {list(sizes)} to {list(osz)} has unequal windows")
+            k = tuple(s // o for s, o in zip(sizes, osz))
+            kernel, stride, pad = (k if spec["rank"] == 2 else (1,) + k), None, (0, 0, 0, 0)
+            stride = kernel
+        elif spec["type"] == "mean":
+            rank = len(x.tshape)
+            dims = {d % rank for d in spec["dims"]}
+            spatial = {2, 3} if x.layout == "nchw" else {2}
+            if dims != spatial:
+                self.fail(name, "mean is supported over the spatial dims only")
+            kernel, stride, pad = (ih, iw), (ih, iw), (0, 0, 0, 0)
+        else:
+            k, s, p = spec["kernel"], spec["stride"], spec["padding"]
+            if spec["rank"] == 1:
+                k, s, p = (1,) + k, (1,) + s, (0,) + p
+            kernel, stride, pad = k, s, (p[0], p[1], p[0], p[1])
+        fmt = x.quant.fmt
+        attrs = {"filter": tuple(int(v) for v in kernel), "stride": tuple(int(v) for v in stride),
+                 "pad": tuple(int(v) for v in pad), "activation": "NONE", "act_min": fmt.qmin, "act_max": fmt.qmax}
+        pooled_t = out_t
+        if spec["type"] == "mean" and not spec["keepdim"]:
+            pooled_t = x.tshape[:2] + (1,) * (len(x.tshape) - 2)
+        out = self.new_tensor(name, pooled_t, x.layout, x.quant)
+        self.add_op(name, kind, [x.name], out.name, attrs)
+        if pooled_t != out_t:  # mean without keepdim: [N, C, 1, 1] -> [N, C]
+            flat = self.new_tensor(f"{name}.flat", out_t, "plain", x.quant)
+            self.add_op(f"{name}.reshape", "reshape", [out.name], flat.name, {})
+            return flat
+        return out
+
+    def reshape(self, node, name: str, x: Val) -> Val:
+        out_t = self.tshape(node)
+        out_t = (1,) + out_t[1:] if out_t else out_t
+        if out_t == x.tshape:
+            return x
+        if x.perm is not None:
+            self.fail(name, "reshaping a flattened NCHW tensor again is not supported")
+        if x.layout == "plain":
+            if len(out_t) == 4 and (out_t[1] == 1 or out_t[2] * out_t[3] == 1):
+                layout = "nchw"  # the memory orders agree, no data movement
+            elif len(out_t) in (3, 4) and len(out_t) != len(x.tshape):
+                self.fail(name, f"reshape {list(x.tshape)} -> {list(out_t)} into a channels-first layout "
+                          "would need a transpose")
+            else:
+                layout = "plain"
+            out = self.new_tensor(name, out_t, layout, x.quant)
+            self.add_op(name, "reshape", [x.name], out.name, {})
+            return out
+        n, c = x.tshape[0], x.tshape[1]
+        spatial = int(np.prod(x.tshape[2:]))
+        if out_t != (n, c * spatial):
+            self.fail(name, f"reshape of a {x.layout.upper()} tensor {list(x.tshape)} to {list(out_t)} is not "
+                      "supported; only flatten to [N, C*H*W]")
+        perm = None
+        if spatial > 1 and c > 1:
+            # graph order is (spatial, channel); torch's flat index is channel * spatial + position
+            pos, ch = np.meshgrid(np.arange(spatial), np.arange(c), indexing="ij")
+            perm = (ch * spatial + pos).reshape(-1)
+        out = self.new_tensor(name, out_t, "plain", x.quant, perm)
+        self.add_op(name, "reshape", [x.name], out.name, {})
+        return out
+
+
+def model_to_graph(model, example_input: torch.Tensor) -> Graph:
+    """The integer Graph of a transformed, calibrated Model (batch 1 of example_input's shape)."""
+    model.check_calibrated("export")
+    n_in = sum(1 for n in model.body.graph.nodes if n.op == "placeholder")
+    if n_in != 1:
+        raise DmxError(f"the model takes {n_in} inputs; the torch frontend exports single-input models")
+    if not isinstance(example_input, torch.Tensor):
+        raise DmxError("the example input must be a torch.Tensor")
+    example = example_input[:1].float()
+    model.example_shape = tuple(example.shape)
+    return _Exporter(model, example).run()

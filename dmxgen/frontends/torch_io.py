@@ -1,0 +1,101 @@
+"""The integer Graph as JSON: what dmxgen.save stores inside a .pt2 and load_torch reads.
+
+Plain JSON (arrays as base64 of their little-endian bytes), so reading a
+saved model never unpickles anything and never imports torch.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+
+from ..errors import DmxError
+from ..graph import Graph, Op, QuantParams, Tensor
+
+FORMAT = "dmxgen-graph"
+VERSION = 1
+ENTRY = "dmxgen_graph.json"  # the extra file's name inside the .pt2 archive
+
+
+def _array(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a)
+    return {"dtype": a.dtype.str.lstrip("<>|="), "shape": list(a.shape),
+            "b64": base64.b64encode(a.astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")}
+
+
+def _unarray(d: dict) -> np.ndarray:
+    dt = np.dtype(d["dtype"]).newbyteorder("<")
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype=dt).astype(dt.newbyteorder("=")).reshape(d["shape"])
+
+
+def _enc(v):
+    if isinstance(v, np.ndarray):
+        return {"__ndarray__": _array(v)}
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return {"__tuple__": [_enc(x) for x in v]}
+    if isinstance(v, list):
+        return [_enc(x) for x in v]
+    if isinstance(v, dict):
+        return {"__dict__": {str(k): _enc(x) for k, x in v.items()}}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise TypeError(f"cannot store attribute value of type {type(v).__name__}")
+
+
+def _dec(v):
+    if isinstance(v, dict):
+        if "__ndarray__" in v:
+            return _unarray(v["__ndarray__"])
+        if "__tuple__" in v:
+            return tuple(_dec(x) for x in v["__tuple__"])
+        if "__dict__" in v:
+            return {k: _dec(x) for k, x in v["__dict__"].items()}
+        raise ValueError("unexpected mapping")
+    if isinstance(v, list):
+        return [_dec(x) for x in v]
+    return v
+
+
+def dumps(graph: Graph, meta: dict | None = None) -> str:
+    tensors = []
+    for t in graph.tensors.values():
+        q = None
+        if t.quant is not None:
+            q = {"scale": [float(s) for s in t.quant.scale], "zero_point": [int(z) for z in t.quant.zero_point],
+                 "axis": t.quant.axis}
+        tensors.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "quant": q,
+                        "data": None if t.data is None else _array(t.data)})
+    ops = [{"name": op.name, "kind": op.kind, "inputs": op.inputs, "outputs": op.outputs,
+            "attrs": {k: _enc(v) for k, v in op.attrs.items()}} for op in graph.ops]
+    doc = {"format": FORMAT, "version": VERSION, "inputs": graph.inputs, "outputs": graph.outputs,
+           "tensors": tensors, "ops": ops, "meta": meta or {}}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def loads(text: str | bytes, source: str = "") -> tuple[Graph, dict]:
+    """(Graph, meta) from dumps() output; a malformed document is a DmxError naming `source`."""
+    try:
+        doc = json.loads(text)
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document")
+        if doc.get("version") != VERSION:
+            raise ValueError(f"version {doc.get('version')} is not supported (this dmxgen reads {VERSION})")
+        g = Graph(source=source)
+        for t in doc["tensors"]:
+            q = t["quant"]
+            quant = None if q is None else QuantParams(np.array(q["scale"], np.float32),
+                                                       np.array(q["zero_point"], np.int64), q["axis"])
+            data = None if t["data"] is None else _unarray(t["data"])
+            g.add_tensor(Tensor(t["name"], tuple(t["shape"]), t["dtype"], quant, data))
+        for o in doc["ops"]:
+            g.ops.append(Op(o["name"], o["kind"], list(o["inputs"]), list(o["outputs"]),
+                            {k: _dec(v) for k, v in o["attrs"].items()}))
+        g.inputs, g.outputs = list(doc["inputs"]), list(doc["outputs"])
+    except DmxError:
+        raise
+    except Exception as e:
+        raise DmxError(f"{source}: corrupt dmxgen graph ({type(e).__name__}: {e})") from None
+    return g, doc.get("meta", {})

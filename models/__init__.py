@@ -1,0 +1,1 @@
+"""Example models and the recipes that compress them (see models/README.md)."""
