@@ -61,22 +61,26 @@ def measure(name: str, fmt: str, out_root: Path) -> dict:
             "instructions": runs[0].total_instructions, "flash": sizes.get("flash"), "ram": sizes.get("ram")}
 
 
+def setup_problem(tool: str, names: list[str], known) -> str | None:
+    """One line saying why the bench cannot run (tools, model names, shared models), or None."""
+    if missing := firmware.missing_tools():
+        return f"{tool}: needs {', '.join(missing)} (tools/setup.sh)"
+    if unknown := [n for n in names if n not in known]:
+        return f"{tool}: unknown model(s) {', '.join(unknown)}"
+    if not SHARED.is_dir():
+        return f"{tool}: {SHARED} not found (../shared/models beside this checkout)"
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_m55"), help="where to export and build")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if missing := firmware.missing_tools():
-        print(f"bench_m55: needs {', '.join(missing)} (tools/setup.sh)", file=sys.stderr)
-        return 2
     names = [n for n in args.models.split(",") if n]
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        print(f"bench_m55: unknown model(s) {', '.join(unknown)}", file=sys.stderr)
-        return 2
-    if not SHARED.is_dir():
-        print(f"bench_m55: {SHARED} not found (../shared/models beside this checkout)", file=sys.stderr)
+    if problem := setup_problem("bench_m55", names, MODELS):
+        print(problem, file=sys.stderr)
         return 2
     out_root = Path(args.out)
     results = [measure(n, f, out_root) for n in names for f in FORMATS]

@@ -138,9 +138,13 @@ class Resolver:
         rows, cols = lw.matrix.shape
         folded = self.bias(op, rows) + op.attrs["input_offset"] * lw.matrix.astype(np.int64).sum(axis=1)
         bias = layer.array("bias", self.int32(layer, "bias + input_offset * weight sum", folded))
-        arr = {k: layer.array(k, v, "weights", f"{lw.fmt} {k}") for k, v in lw.enc.arrays.items()}
+        packed = lw.fmt == "dense" and op.attrs.get("weight_bits") == 4
+        if packed:
+            arr = {"values": layer.array("values", pack_int4(layer, lw.matrix), "weights", "dense int4, two per byte")}
+        else:
+            arr = {k: layer.array(k, v, "weights", f"{lw.fmt} {k}") for k, v in lw.enc.arrays.items()}
         if lw.fmt == "dense":
-            return fields(rows=rows, cols=cols, values=arr["values"], bias=bias)
+            return fields(rows=rows, cols=cols, values=arr["values"], bias=bias, packed4=packed)
         if lw.fmt == "csr":
             wide = lw.enc.arrays["row_ptr"].dtype == np.uint32
             return fields(rows=rows, cols=cols, values=arr["values"], col_idx=arr["col_idx"],
@@ -373,6 +377,22 @@ class Resolver:
             + (", in place" if index in self.plan.inplace else "")
             + (", no copy" if "alias_of" in layer.info else ""), 160)
         return layer
+
+
+def pack_int4(layer: Layer, matrix: np.ndarray) -> np.ndarray:
+    """INT4 weights two per byte, row by row (docs/exported-folder.md, "INT4 weights").
+
+    Element c of a row is in byte c // 2 of that row's ceil(cols / 2) bytes: the low
+    nibble for even c, the high nibble for odd c, 4-bit two's complement.
+    """
+    m = np.asarray(matrix, dtype=np.int64)
+    if m.size and (m.min() < -8 or m.max() > 7):
+        raise DmxError(f"layer {layer.name!r} ({layer.kind}): weight_bits=4 but weights span "
+                       f"[{m.min()}, {m.max()}], outside [-8, 7]")
+    if m.shape[1] % 2:
+        m = np.pad(m, ((0, 0), (0, 1)))
+    nib = (m & 0xF).astype(np.uint8)
+    return (nib[:, 0::2] | (nib[:, 1::2] << 4)).astype(np.uint8).view(np.int8).reshape(-1)
 
 
 def is_direct(graph: Graph, op: Op) -> bool:

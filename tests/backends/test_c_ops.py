@@ -360,27 +360,37 @@ def test_lut_from_the_graph(tmp_path):
     assert_bit_exact(verify_folder(tmp_path / "out", n_inputs=8))
 
 
-def test_dcsr_and_csr_edge_rows(tmp_path):
+def edge_rows_model(tmp_path):
     """Empty rows, a lone nonzero far right (dCSR inserts zeros), clustered columns (deltas past
-    the 4-bit nibble: extension masks), a full row: the sparse kernels read all of them right."""
+    the 4-bit nibble: extension masks), a full row, evenly spaced values, rows of 17 and 33 values
+    (a last group of one lane) and a random 30% row."""
     from dmxgen import codecs
 
-    w = np.zeros((6, 300), dtype=np.int8)
+    rng = np.random.default_rng(5)
+    w = np.zeros((9, 300), dtype=np.int8)
     w[1, 299] = 77
     w[2, :20] = np.arange(1, 21)
     w[2, 280:] = -np.arange(1, 21)
     w[3] = np.resize(np.arange(-100, 100, 7), 300)
     w[3, w[3] == 0] = 5
     w[5, ::37] = 3
+    w[6, rng.choice(300, 17, replace=False)] = rng.integers(1, 127, 17)
+    w[7, rng.choice(300, 33, replace=False)] = -rng.integers(1, 127, 33)
+    w[8, rng.random(300) < 0.3] = 100
     enc = codecs.encode("dcsr", w)
     assert enc.meta["masks"] > 0 and enc.meta["inserted_zeros"] > 0
     m = ModelBuilder()
     x = m.tensor("x", [1, 300], scale=0.05, zero_point=9)
-    wt = m.tensor("w", [6, 300], scale=0.01, zero_point=0, data=w)
-    b = m.tensor("b", [6], "int32", scale=0.0005, zero_point=0, data=[100, -200, 300, -400, 500, 0])
-    y = m.tensor("y", [1, 6], scale=0.3, zero_point=0)
+    wt = m.tensor("w", [9, 300], scale=0.01, zero_point=0, data=w)
+    b = m.tensor("b", [9], "int32", scale=0.0005, zero_point=0, data=[100, -200, 300, -400, 500, 0, 7, -7, 1])
+    y = m.tensor("y", [1, 9], scale=0.3, zero_point=0)
     m.op("FULLY_CONNECTED", [x, wt, b], [y])
-    model = save(tmp_path, "edge", m, [x], [y])
+    return save(tmp_path, "edge", m, [x], [y])
+
+
+def test_dcsr_and_csr_edge_rows(tmp_path):
+    """The sparse kernels read every kind of row of edge_rows_model right."""
+    model = edge_rows_model(tmp_path)
     for fmt in ("csr", "dcsr"):
         manifest, result = export_verify(model, tmp_path / fmt, fmt=fmt, min_sparsity=0.0,
                                          input_files=[extremes(tmp_path, (1, 300))])

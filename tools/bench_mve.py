@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Helium (MVE) kernels against the scalar C and TFLite Micro, instructions on QEMU's Cortex-M55.
+
+    .venv/bin/python tools/bench_mve.py [--models kws_ref_model,ad01_int8] [--no-sparse] [--out build/bench_mve] [--json]
+
+(a) sparse_l_90's pruned layers (the FULLY_CONNECTED and the 276x276 1x1 convolutions):
+    dCSR with MVE vs dense with MVE, per layer, and dense scalar (-DDMX_NO_MVE) beside them.
+(b) the MLPerf Tiny models, dense weights: dmxgen scalar, dmxgen MVE and TFLite Micro with
+    CMSIS-NN on the same emulator (shared platform notes); the target is fewer instructions than
+    TFLM + CMSIS-NN on every model.
+(c) the same models per op kind: the scalar kernels against the MVE ones.
+Every build must PASS (bit-exact against expected.h); the exit status is 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench_m55 import MODELS, ROOT, SHARED, TFLM, export, setup_problem
+
+from dmxgen import firmware
+from dmxgen.commands.common import table
+
+MLPERF = ("kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8")
+SPARSE = "sparse_l_90"
+SCALAR = "-DDMX_NO_MVE"
+_exported: set[Path] = set()
+
+
+def run(name: str, fmt: str, mve: bool, out_root: Path) -> tuple[dict, firmware.FirmwareRun]:
+    """Export (once per model and format) and run one build; returns (manifest, run)."""
+    folder = out_root / f"{name}-{fmt}"
+    if folder not in _exported:  # fresh on every invocation: the kernels are in the export
+        export(SHARED / MODELS[name], folder, fmt)
+        _exported.add(folder)
+    build = folder / ("build-mve" if mve else "build-scalar")
+    result = firmware.run(folder, build_dir=build, extra_cflags="" if mve else SCALAR)
+    return json.loads((folder / "manifest.json").read_text()), result
+
+
+def sparse_rows(out_root: Path) -> tuple[list[dict], bool]:
+    """Per pruned layer of sparse_l_90: dense MVE, dCSR MVE, dense scalar, dCSR scalar."""
+    manifest, dcsr_mve = run(SPARSE, "dcsr", True, out_root)
+    _, dcsr_scalar = run(SPARSE, "dcsr", False, out_root)
+    _, dense_mve = run(SPARSE, "dense", True, out_root)
+    _, dense_scalar = run(SPARSE, "dense", False, out_root)
+    runs = (dense_mve, dcsr_mve, dense_scalar, dcsr_scalar)
+    counts = [{lc.index: lc.instructions for lc in r.layers} for r in runs]
+    rows = []
+    for layer in manifest["layers"]:
+        if layer.get("format") != "dcsr":
+            continue
+        i = layer["index"]
+        rows.append({"layer": layer["name"], "op": layer["op"], "matrix": layer["matrix"],
+                     "sparsity": layer["sparsity"], "dense_mve": counts[0][i], "dcsr_mve": counts[1][i],
+                     "dense_scalar": counts[2][i], "dcsr_scalar": counts[3][i]})
+    return rows, all(r.passed for r in runs)
+
+
+def model_rows(names: list[str], out_root: Path) -> tuple[list[dict], bool]:
+    """Per model: totals, and per op kind the scalar and MVE instructions (for table (c))."""
+    rows, ok = [], True
+    for name in names:
+        manifest, mve = run(name, "dense", True, out_root)
+        _, scalar = run(name, "dense", False, out_root)
+        ok = ok and mve.passed and scalar.passed
+        ops: dict[str, list[int]] = {}
+        kinds = {layer["index"]: layer["op"] for layer in manifest["layers"]}
+        for i, r in enumerate((scalar, mve)):
+            for lc in r.layers:
+                ops.setdefault(kinds[lc.index], [0, 0])[i] += lc.instructions
+        rows.append({"model": name, "scalar": scalar.total_instructions, "mve": mve.total_instructions,
+                     "tflm_cmsis_nn": TFLM[name][0], "passed": mve.passed and scalar.passed, "ops": ops})
+    return rows, ok
+
+
+def op_rows(models: list[dict]) -> list[list[str]]:
+    """Table (c): scalar and MVE instructions per op kind, summed over the models."""
+    total: dict[str, list[int]] = {}
+    for r in models:
+        for kind, (sc, mv) in r["ops"].items():
+            t = total.setdefault(kind, [0, 0])
+            t[0], t[1] = t[0] + sc, t[1] + mv
+    order = sorted(total, key=lambda k: -total[k][0])
+    return [[k, f"{total[k][0]:,}", f"{total[k][1]:,}", f"{total[k][0] / max(total[k][1], 1):.1f}x"] for k in order]
+
+
+def render(sparse: list[dict], models: list[dict]) -> str:
+    parts = []
+    if sparse:
+        body = [[r["layer"], r["op"], "x".join(map(str, r["matrix"])), f"{r['sparsity']:.1%}",
+                 f"{r['dense_scalar']:,}", f"{r['dense_mve']:,}", f"{r['dcsr_mve']:,}",
+                 f"{r['dense_mve'] / r['dcsr_mve']:.2f}x", f"{r['dense_scalar'] / r['dense_mve']:.2f}x",
+                 f"{r['dcsr_scalar'] / r['dcsr_mve']:.2f}x"] for r in sparse]
+        tot = {k: sum(r[k] for r in sparse) for k in ("dense_scalar", "dense_mve", "dcsr_mve", "dcsr_scalar")}
+        body.append(["total", "", "", "", f"{tot['dense_scalar']:,}", f"{tot['dense_mve']:,}",
+                     f"{tot['dcsr_mve']:,}", f"{tot['dense_mve'] / tot['dcsr_mve']:.2f}x",
+                     f"{tot['dense_scalar'] / tot['dense_mve']:.2f}x", f"{tot['dcsr_scalar'] / tot['dcsr_mve']:.2f}x"])
+        parts.append(f"(a) {SPARSE}, pruned layers: instructions per inference and layer\n" + table(
+            body, ["layer", "op", "matrix", "zeros", "dense scalar", "dense MVE", "dCSR MVE", "dCSR speed-up",
+                   "MVE/scalar dense", "MVE/scalar dCSR"]))
+    if models:
+        body = [[r["model"], f"{r['scalar']:,}", f"{r['mve']:,}", f"{r['tflm_cmsis_nn']:,}",
+                 f"{r['mve'] / r['tflm_cmsis_nn']:.2f}", f"{r['scalar'] / r['mve']:.1f}x",
+                 "yes" if r["mve"] < r["tflm_cmsis_nn"] else "NO", "PASS" if r["passed"] else "FAIL"]
+                for r in models]
+        parts.append("(b) MLPerf Tiny, dense weights: instructions per inference\n" + table(
+            body, ["model", "dmxgen scalar", "dmxgen MVE", "TFLM+CMSIS-NN", "MVE/TFLM", "MVE speed-up",
+                   "beats TFLM", "bit-exact"]))
+    if models:
+        parts.append("(c) the same models, per op kind (summed over them): scalar vs MVE kernels\n" + table(
+            op_rows(models), ["op", "scalar", "MVE", "speed-up"]))
+    note = ("QEMU 7.2 mps3-an547 Cortex-M55, -icount shift=5 (instructions = SysTick ticks / 1.024; every "
+            "MVE instruction counts one); scalar = the same export built with -DDMX_NO_MVE")
+    return "\n\n".join(parts + [note])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(MLPERF), help="comma-separated subset of: " + ", ".join(MLPERF))
+    ap.add_argument("--no-sparse", action="store_true", help=f"skip table (a) ({SPARSE})")
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench_mve"), help="where to export and build")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    names = [n for n in args.models.split(",") if n]
+    if problem := setup_problem("bench_mve", names, MLPERF):
+        print(problem, file=sys.stderr)
+        return 2
+    out_root = Path(args.out)
+    sparse, ok_sparse = sparse_rows(out_root) if not args.no_sparse else ([], True)
+    models, ok_models = model_rows(names, out_root)
+    if args.json:
+        print(json.dumps({"sparse_l_90": sparse, "mlperf_tiny": models}, indent=2))
+    else:
+        print(render(sparse, models))
+    return 0 if ok_sparse and ok_models else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
