@@ -86,17 +86,6 @@ def _align(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
-def _last_uses(graph: Graph) -> dict[str, int]:
-    last: dict[str, int] = {}
-    for i, op in enumerate(graph.ops):
-        for n in op.inputs:
-            if n:
-                last[n] = i
-    for n in graph.outputs:
-        last[n] = len(graph.ops)
-    return last
-
-
 def _inplace_input(graph: Graph, op: Op, i: int, buffers: list[Buffer], where: dict[str, int],
                    last: dict[str, int]) -> int | None:
     """The buffer of an input whose bytes the op's output can take, or None."""
@@ -124,7 +113,7 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None, alignment: 
     while it runs (an im2col patch, int32 accumulators).
     """
     n_ops = len(graph.ops)
-    last = _last_uses(graph)
+    last = graph.last_uses()
     buffers: list[Buffer] = []
     where: dict[str, int] = {}
     copies: set[int] = set()

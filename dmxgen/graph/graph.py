@@ -40,6 +40,17 @@ class Graph:
     def consumers(self, name: str) -> list[Op]:
         return [op for op in self.ops if name in op.inputs]
 
+    def last_uses(self) -> dict[str, int]:
+        """Tensor name -> index of the last op reading it; graph outputs live past the end."""
+        last: dict[str, int] = {}
+        for i, op in enumerate(self.ops):
+            for n in op.inputs:
+                if n:
+                    last[n] = i
+        for n in self.outputs:
+            last[n] = len(self.ops)
+        return last
+
     def weights(self, op: Op) -> Tensor | None:
         """The weight tensor of a conv/fc op, else None."""
         if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):

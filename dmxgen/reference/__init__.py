@@ -57,17 +57,13 @@ def run(graph: Graph, inputs, keep: bool = False) -> dict[str, np.ndarray]:
         if x.size != t.size:
             raise DmxError(f"input {name!r} needs {t.size} values of shape {list(t.shape)}, got shape {list(x.shape)}")
         values[name] = x.astype(t.dtype).reshape(t.shape)
-    for op in graph.ops:
+    last = {} if keep else graph.last_uses()
+    for i, op in enumerate(graph.ops):
         values[op.outputs[0]] = run_op(graph, op, values)
-        if not keep:
-            for n in op.inputs:
-                if n and n not in graph.outputs and not graph.tensors[n].is_const and _last_use(graph, n, op):
-                    values.pop(n, None)
+        for n in op.inputs:  # free what no later op reads (outputs' last use is past the end)
+            if n and last.get(n) == i and not graph.tensors[n].is_const:
+                values.pop(n, None)
     if keep:
         return values
     return {n: values[n] for n in graph.outputs}
 
-
-def _last_use(graph: Graph, name: str, op: Op) -> bool:
-    idx = graph.ops.index(op)
-    return all(name not in later.inputs for later in graph.ops[idx + 1:])
