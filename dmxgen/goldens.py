@@ -16,7 +16,7 @@ from .errors import DmxError
 GOLDENS = ("tflite", "tflm")
 
 
-def _tflite_interpreter(path: Path):
+def _tflite_interpreter(path: Path, preserve_all: bool):
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
@@ -24,14 +24,21 @@ def _tflite_interpreter(path: Path):
             from tflite_runtime.interpreter import Interpreter, OpResolverType
         except ImportError:
             raise DmxError("no TFLite interpreter: install ai-edge-litert (or tflite-runtime)") from None
-    return Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    return Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                       experimental_preserve_all_tensors=preserve_all)
 
 
 def run_golden(path: str | Path, inputs: list[np.ndarray], golden: str = "tflite",
                n_outputs: int = 1) -> list[np.ndarray]:
     """Run one set of inputs (graph input order); return outputs in graph output order."""
+    return run_golden_layers(path, inputs, golden, n_outputs, layers=False)[0]
+
+
+def run_golden_layers(path: str | Path, inputs: list[np.ndarray], golden: str = "tflite", n_outputs: int = 1,
+                      layers: bool = True) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+    """One run: the outputs, and with `layers` (LiteRT only) every tensor's value by TFLite tensor index."""
     try:
-        return _run_golden(Path(path), inputs, golden, n_outputs)
+        return _run_golden(Path(path), inputs, golden, n_outputs, layers)
     except DmxError:
         raise
     except (RuntimeError, ValueError) as e:
@@ -42,14 +49,22 @@ def run_golden(path: str | Path, inputs: list[np.ndarray], golden: str = "tflite
         raise DmxError(f"{path}: the {golden} interpreter cannot run this model: {first}{hint}") from None
 
 
-def _run_golden(path: Path, inputs: list[np.ndarray], golden: str, n_outputs: int) -> list[np.ndarray]:
+def _run_golden(path: Path, inputs: list[np.ndarray], golden: str, n_outputs: int,
+                layers: bool) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     if golden == "tflite":
-        it = _tflite_interpreter(path)
+        it = _tflite_interpreter(path, preserve_all=layers)
         it.allocate_tensors()
         for d, x in zip(it.get_input_details(), inputs):
             it.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
         it.invoke()
-        return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+        outputs = [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+        every = {}
+        for d in it.get_tensor_details() if layers else ():
+            try:
+                every[d["index"]] = it.get_tensor(d["index"]).copy()
+            except ValueError:  # tensors without a buffer (e.g. optional inputs)
+                pass
+        return outputs, every
     if golden == "tflm":
         try:
             from tflite_micro import runtime
@@ -59,27 +74,5 @@ def _run_golden(path: Path, inputs: list[np.ndarray], golden: str, n_outputs: in
         for i, x in enumerate(inputs):
             it.set_input(np.asarray(x), i)
         it.invoke()
-        return [it.get_output(i).copy() for i in range(n_outputs)]
+        return [it.get_output(i).copy() for i in range(n_outputs)], {}
     raise DmxError(f"unknown golden {golden!r}; choose one of {', '.join(GOLDENS)}")
-
-
-
-def run_tflite_all(path: str | Path, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
-    """Every tensor's value (by TFLite tensor index) after one run, for per-layer diffs."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    except ImportError:
-        return {}
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                     experimental_preserve_all_tensors=True)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), inputs):
-        it.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
-    it.invoke()
-    out = {}
-    for d in it.get_tensor_details():
-        try:
-            out[d["index"]] = it.get_tensor(d["index"]).copy()
-        except ValueError:
-            pass
-    return out

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from . import reference
-from .goldens import run_golden, run_tflite_all
+from .goldens import run_golden_layers
 from .graph import Graph
 
 
@@ -27,7 +27,7 @@ def verify_model(graph: Graph, path: str | Path, input_sets: list[list[np.ndarra
     compare_layers = per_layer and golden == "tflite"
     for inputs in input_sets:
         values = reference.run(graph, inputs, keep=compare_layers)
-        gold = run_golden(path, inputs, golden, n_outputs=len(graph.outputs))
+        gold, every = run_golden_layers(path, inputs, golden, n_outputs=len(graph.outputs), layers=compare_layers)
         for name, g in zip(graph.outputs, gold):
             m, k = diff(values[name], g)
             o = outputs[name]
@@ -35,7 +35,6 @@ def verify_model(graph: Graph, path: str | Path, input_sets: list[list[np.ndarra
             o["mismatches"] += k
             o["values"] += int(np.size(g))
         if compare_layers:
-            every = run_tflite_all(path, inputs)
             for op in graph.ops:
                 origin = graph.tensors[op.outputs[0]].origin
                 if origin in every:

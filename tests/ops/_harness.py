@@ -13,7 +13,7 @@ import numpy as np
 
 from dmxgen import reference
 from dmxgen.frontends.tflite import load_tflite
-from dmxgen.goldens import run_golden, run_tflite_all
+from dmxgen.goldens import run_golden_layers
 from dmxgen.graph import Graph
 from dmxgen.testing.tflite_builder import ModelBuilder
 
@@ -59,13 +59,14 @@ def compare(path: Path, sets: list[list[np.ndarray]], golden: str = "tflite", pe
     outs = []
     for k, inputs in enumerate(sets):
         values = reference.run(graph, inputs, keep=per_layer)
-        if per_layer and golden == "tflite":
-            every = run_tflite_all(path, inputs)
+        layers = per_layer and golden == "tflite"
+        golds, every = run_golden_layers(path, inputs, golden, layers=layers)
+        if layers:
             for op in graph.ops:
                 mine, theirs = values[op.outputs[0]], every[graph.tensors[op.outputs[0]].origin]
                 assert _same_bits(mine, theirs.reshape(mine.shape)), f"{op.name} differs on input set {k}"
         ref = values[graph.outputs[0]]
-        gold = np.asarray(run_golden(path, inputs, golden)[0])
+        gold = np.asarray(golds[0])
         if not _same_bits(ref, gold):
             bad = np.flatnonzero(ref.reshape(-1) != gold.reshape(-1)) if ref.size == gold.size else []
             raise AssertionError(
