@@ -7,11 +7,12 @@ SHARED ?= ../shared/models
 OUT    ?= build/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench clean help
+.PHONY: setup test test-peer test-fast demo bench clean help
 
 help:
 	@echo "make demo   - build a model, export it, verify it to the bit"
 	@echo "make test   - install everything needed, then run the test suite"
+	@echo "make test-peer - the test that builds TensorFlow Lite Micro from source (minutes)"
 	@echo "make setup  - only install (idempotent)"
 	@echo "make bench  - benchmark tables (tools/bench_*.py)"
 
@@ -19,7 +20,10 @@ setup:
 	@bash tools/setup.sh
 
 test: setup
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not peer" $(PYTEST_ARGS)
+
+test-peer: setup
+	$(PY) -m pytest -m peer $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -n 2 -m "not firmware and not shared" $(PYTEST_ARGS)

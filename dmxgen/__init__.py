@@ -6,7 +6,10 @@ TFLite path never import torch.
 """
 __version__ = "0.1.0"
 
+from . import ops as _ops  # noqa: E402,F401  registers every op kind before any Op is built
+
 _API = {"aware", "Model", "save", "load", "to_graph", "register_function", "reference_outputs"}
+_LOOP = {"compress_to_size"}  # dmxgen.compress.sparsecomp
 
 
 def __getattr__(name: str):
@@ -14,8 +17,13 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name in _LOOP:
+        from . import api  # noqa: F401  the loop sizes Models through their graph: load the torch frontend
+        from .compress import sparsecomp
+
+        return getattr(sparsecomp, name)
     raise AttributeError(f"module 'dmxgen' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_API))
+    return sorted(list(globals()) + list(_API) + list(_LOOP))

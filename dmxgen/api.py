@@ -18,6 +18,7 @@ from .compress.aware import aware
 from .compress.functions import register_function
 from .compress.model import Model
 from .errors import DmxError
+from .frontends import torch_graph  # noqa: F401  registers the Model -> Graph builder that Model.to_graph uses
 
 __all__ = ["aware", "Model", "save", "load", "to_graph", "register_function", "reference_outputs"]
 
@@ -44,8 +45,13 @@ def save(model: Model, path, example_input) -> Path:
     mode, plus the integer Graph as JSON that `dmxgen export` reads without unpickling.
 
     Refuses a model that was not transformed or whose activation ranges were never
-    recorded. The graph takes batch 1 of example_input's shape.
+    recorded, and one whose fake-quantized layers compute other codes on example_input
+    than the integer reference runs on the exported graph (naming the first such layer).
+    The graph takes batch 1 of example_input's shape.
     """
+    from . import reference
+    from .compress.agreement import check_agreement
+    from .frontends.torch_graph import graph_and_tensors
     from .frontends.torch_io import ENTRY, dumps
 
     if not isinstance(model, Model):
@@ -53,7 +59,8 @@ def save(model: Model, path, example_input) -> Path:
     model.check_calibrated("save")
     path = Path(path)
     example = example_input[:1].float()
-    graph = model.to_graph(example)
+    graph, tensors = graph_and_tensors(model, example)
+    check_agreement(model, graph, tensors, reference.run(graph, [model.quantize_input(example)], keep=True), example)
     meta = {"layers": {n: _describe(c) for n, c in model.layer_configs.items()},
             "sparsity": model.sparsity(), "config": model.config_source,
             "input_shape": list(example.shape), "torch": torch.__version__}

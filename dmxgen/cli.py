@@ -15,6 +15,8 @@ COMMANDS = {
     "export": "export",
     "bench": "bench",
     "compress": "compress",
+    "report": "report",
+    "shrink": "shrink",
 }
 
 

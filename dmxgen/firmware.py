@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .corstone300 import ARENA_CHOICES, WEIGHTS_CHOICES
 from .errors import DmxError
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
@@ -46,6 +47,8 @@ class FirmwareRun:
     outputs: list[int | float] = field(default_factory=list)
     mismatches: list[tuple[int, str, str]] = field(default_factory=list)
     log: str = ""
+    arena_region: str = ""  # the memory the arena and the weights were linked into (DTCM, QSPI, ...)
+    weights_region: str = ""
 
     def counts(self) -> list[tuple[int, str, int]]:
         """(index, name, ticks) per layer: what must match between two runs."""
@@ -94,51 +97,74 @@ def _tools_or_raise(sim: str | None) -> None:
         raise FirmwareError(f"{FIRMWARE_DIR}/Makefile not found: the firmware harness ships with the dmxgen checkout")
 
 
+def _check_placement(arena: str, weights: str) -> None:
+    if arena and arena not in ARENA_CHOICES:
+        raise DmxError(f"arena {arena!r} is not supported: use one of {', '.join(ARENA_CHOICES)}")
+    if weights and weights not in WEIGHTS_CHOICES:
+        raise DmxError(f"weights {weights!r} is not supported: use one of {', '.join(WEIGHTS_CHOICES)}")
+
+
 def build(model_dir: str | Path, *, cpu: str = "cortex-m55", build_dir: str | Path | None = None,
-          arena: str = "", extra_cflags: str = "", timeout: float = 600) -> Path:
-    """Compile and link the firmware for `cpu`; returns the ELF path."""
+          arena: str = "", weights: str = "", extra_cflags: str = "", timeout: float = 600) -> Path:
+    """Compile and link the firmware for `cpu`; returns the ELF path. arena/weights: the
+    memory to use (corstone300.ARENA_CHOICES, WEIGHTS_CHOICES; "" is the Makefile's auto)."""
     if cpu not in CPUS:
         raise DmxError(f"cpu {cpu!r} is not supported: use one of {', '.join(CPUS)}")
+    _check_placement(arena, weights)
     _tools_or_raise(None)
     model = check_model_dir(model_dir)
     bdir = Path(build_dir).resolve() if build_dir else default_build_dir(model, cpu)
-    r = _make("build", model, bdir, cpu, timeout, {"ARENA": arena, "EXTRA_CFLAGS": extra_cflags})
+    r = _make("build", model, bdir, cpu, timeout, {"ARENA": arena, "WEIGHTS": weights, "EXTRA_CFLAGS": extra_cflags})
     if r.returncode != 0:
         raise FirmwareError(f"{model_dir}: firmware build for {cpu} failed: {_tail(r.stderr or r.stdout)}")
     return bdir / "firmware.elf"
 
 
 def run(model_dir: str | Path, *, build_dir: str | Path | None = None, sim: str = "qemu", arena: str = "",
-        extra_cflags: str = "", timeout: float = 600) -> FirmwareRun:
+        weights: str = "", extra_cflags: str = "", timeout: float = 600) -> FirmwareRun:
     """Build (if needed) and run on the simulated Cortex-M55; a FAIL is returned, not raised."""
     if sim not in SIMULATORS:
         raise DmxError(f"sim {sim!r} is not supported: use one of {', '.join(SIMULATORS)}")
-    elf = build(model_dir, build_dir=build_dir, arena=arena, extra_cflags=extra_cflags, timeout=timeout)
+    elf = build(model_dir, build_dir=build_dir, arena=arena, weights=weights, extra_cflags=extra_cflags,
+                timeout=timeout)
     _tools_or_raise(sim)
     r = _make("sim", check_model_dir(model_dir), elf.parent, "cortex-m55", timeout + 30,
-              {"SIM": sim, "ARENA": arena, "EXTRA_CFLAGS": extra_cflags, "TIMEOUT": str(int(timeout))})
+              {"SIM": sim, "ARENA": arena, "WEIGHTS": weights, "EXTRA_CFLAGS": extra_cflags,
+               "TIMEOUT": str(int(timeout))})
     result = parse(r.stdout)
     m = re.search(r"^firmware: exit status (\d+)$", r.stderr, re.M)
     result.exit_status = int(m.group(1)) if m else (0 if r.returncode == 0 else None)
     result.passed = r.returncode == 0 and result.verdict == "PASS"
     result.log = r.stdout + r.stderr
+    result.arena_region, result.weights_region = placement(elf.parent)
     if not result.verdict:
         raise FirmwareError(f"{model_dir}: the firmware printed no PASS/FAIL line: {_tail(r.stderr or r.stdout)}")
     return result
 
 
 def size(model_dir: str | Path, *, cpu: str = "cortex-m55", build_dir: str | Path | None = None,
-         arena: str = "", timeout: float = 600) -> dict[str, int]:
-    """text/data/bss of the image and the flash/RAM totals `make size` prints."""
-    elf = build(model_dir, cpu=cpu, build_dir=build_dir, arena=arena, timeout=timeout)
-    r = _make("size", check_model_dir(model_dir), elf.parent, cpu, timeout, {"ARENA": arena})
+         arena: str = "", weights: str = "", extra_cflags: str = "", timeout: float = 600) -> dict[str, int | str]:
+    """text/data/bss of the image, the flash/RAM totals `make size` prints and where the
+    arena and the weights went (arena_region, weights_region)."""
+    elf = build(model_dir, cpu=cpu, build_dir=build_dir, arena=arena, weights=weights, extra_cflags=extra_cflags,
+                timeout=timeout)
+    r = _make("size", check_model_dir(model_dir), elf.parent, cpu, timeout,
+              {"ARENA": arena, "WEIGHTS": weights, "EXTRA_CFLAGS": extra_cflags})
     if r.returncode != 0:
         raise FirmwareError(f"{model_dir}: make size failed: {_tail(r.stderr or r.stdout)}")
     return parse_size(r.stdout)
 
 
-def parse_size(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
+def placement(build_dir: str | Path) -> tuple[str, str]:
+    """(arena region, weights region) of the last link in build_dir, from its generated an547.ld."""
+    script = Path(build_dir) / "an547.ld"
+    text = script.read_text() if script.is_file() else ""
+    found = dict(re.findall(r'^REGION_ALIAS\("(ARENA|WEIGHTS)", *(\w+)\);$', text, re.M))
+    return found.get("ARENA", ""), found.get("WEIGHTS", "")
+
+
+def parse_size(text: str) -> dict[str, int | str]:
+    out: dict[str, int | str] = {}
     m = re.search(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+[0-9a-f]+\s+\S+$", text, re.M)
     if m:
         out.update(text=int(m.group(1)), data=int(m.group(2)), bss=int(m.group(3)))
@@ -146,6 +172,9 @@ def parse_size(text: str) -> dict[str, int]:
         m = re.search(pattern, text, re.M)
         if m:
             out[key] = int(m.group(1))
+    m = re.search(r"^placement: arena \d+ bytes in (\w+), weights (\d+) bytes in (\w+)$", text, re.M)
+    if m:
+        out.update(arena_region=m.group(1), weights=int(m.group(2)), weights_region=m.group(3))
     return out
 
 
@@ -186,5 +215,8 @@ def ticks_to_instructions(ticks: int) -> int:
 
 
 def _tail(text: str, lines: int = 6) -> str:
-    kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
+    """The end of make's output; only the harness's own "firmware: ..." lines when it printed any."""
+    kept = [ln for ln in text.strip().splitlines() if ln.strip()]
+    own = [ln for ln in kept if ln.startswith("firmware: ")]
+    kept = (own or kept)[-lines:]
     return " | ".join(kept) if kept else "(no output)"

@@ -3,10 +3,16 @@
 `tflite` uses LiteRT (ai-edge-litert) or, where that is what is installed,
 tflite-runtime, always with TFLite's reference kernels (BUILTIN_REF): the
 default optimized path can differ by a few LSB. `tflm` uses TFLite Micro's
-Python interpreter.
+Python interpreter, with an arena sized from the model (tflm_arena_size).
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +20,12 @@ import numpy as np
 from .errors import DmxError
 
 GOLDENS = ("tflite", "tflm")
+TFLM_ARENA_CAP = 1 << 30  # doubling stops here: past it the model does not fit any MCU anyway
+_ARENA_SHORT = re.compile(r"Requested: \d+, available \d+")  # how TFLM's allocators report a full arena
+
+# bytes per element of each TFLite TensorType (schema enum value); unknown types count 8
+_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2, 17: 1,
+             18: 2, 19: 1, 20: 1, 21: 1, 22: 1}
 
 
 def _tflite_interpreter(path: Path, preserve_all: bool):
@@ -42,18 +54,34 @@ def run_golden_layers(path: str | Path, inputs: list[np.ndarray], golden: str = 
     except DmxError:
         raise
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        hint = ""
-        if "lacks data" in first:
-            hint = " (its dense weights were stripped by `dmxgen compress --strip-dense`; verify the original model)"
-        raise DmxError(f"{path}: the {golden} interpreter cannot run this model: {first}{hint}") from None
+        raise DmxError(f"{path}: the {golden} interpreter cannot run this model: {short_reason(e)}"
+                       f"{_stripped_hint(e)}") from None
+
+
+def short_reason(e: Exception) -> str:
+    """The first two messages of an interpreter error, one per line or glued together: LiteRT
+    glues one message per bad tensor into a single string (1,300 characters for tflite-micro's
+    person_detect); say how many more there were."""
+    pieces = re.split(r"\n|(?<=[a-z0-9)\]])\.(?=[A-Za-z_]\w* )", str(e))  # not in "conv.cc:355"
+    parts = [p for p in dict.fromkeys(" ".join(p.split()).rstrip(".") for p in pieces) if p]
+    if not parts:
+        return type(e).__name__
+    first = "; ".join(parts[:2])
+    if len(first) > 160:
+        first = first[:157] + "..."
+    return first + (f"; {len(parts) - 2} more like it" if len(parts) > 2 else "")
+
+
+def _stripped_hint(e: Exception) -> str:
+    if "lacks data" in str(e):
+        return " (its dense weights were stripped by `dmxgen compress --strip-dense`; verify the original model)"
+    return ""
 
 
 def _run_golden(path: Path, inputs: list[np.ndarray], golden: str, n_outputs: int,
                 layers: bool) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     if golden == "tflite":
-        it = _tflite_interpreter(path, preserve_all=layers)
-        it.allocate_tensors()
+        it = _load_litert(path, layers)
         for d, x in zip(it.get_input_details(), inputs):
             it.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
         it.invoke()
@@ -66,13 +94,107 @@ def _run_golden(path: Path, inputs: list[np.ndarray], golden: str, n_outputs: in
                 pass
         return outputs, every
     if golden == "tflm":
+        it = _load_tflm(path)
+        messages = []
         try:
-            from tflite_micro import runtime
-        except ImportError:
-            raise DmxError("--golden tflm needs the tflite-micro package (pip install tflite-micro)") from None
-        it = runtime.Interpreter.from_file(str(path))
-        for i, x in enumerate(inputs):
-            it.set_input(np.asarray(x), i)
-        it.invoke()
+            with _native_stderr(messages):
+                for i, x in enumerate(inputs):
+                    it.set_input(np.asarray(x), i)
+                it.invoke()
+        except RuntimeError as e:
+            raise DmxError(f"{path}: TFLite Micro cannot run this model: {_tflm_reason(e, messages)}") from None
         return [it.get_output(i).copy() for i in range(n_outputs)], {}
     raise DmxError(f"unknown golden {golden!r}; choose one of {', '.join(GOLDENS)}")
+
+
+def _load_litert(path: Path, preserve_all: bool):
+    """A LiteRT interpreter with its tensors allocated; a model it refuses is one short line."""
+    try:
+        it = _tflite_interpreter(path, preserve_all)
+        it.allocate_tensors()
+    except (RuntimeError, ValueError) as e:
+        if _stripped_hint(e):
+            raise
+        raise DmxError(f"{path}: LiteRT cannot load this model ({short_reason(e)}); try --golden tflm") from None
+    return it
+
+
+def _load_tflm(path: Path):
+    """TFLM's interpreter with an arena that fits: the computed bound, doubled on an allocation
+    failure up to TFLM_ARENA_CAP. (TFLM's own default, 10 x the file size, is too small for
+    models whose activations outweigh their weights, e.g. a two-input ADD.)"""
+    try:
+        from tflite_micro import runtime
+    except ImportError:
+        raise DmxError("--golden tflm needs the tflite-micro package (pip install tflite-micro)") from None
+    data = path.read_bytes()
+    size = tflm_arena_size(data)
+    while True:
+        messages = []
+        try:
+            with _native_stderr(messages):
+                return runtime.Interpreter.from_bytes(data, arena_size=size)
+        except RuntimeError as e:
+            full = [line.strip() for line in "".join(messages).splitlines() if _ARENA_SHORT.search(line)]
+            if not full:
+                raise DmxError(f"{path}: TFLite Micro cannot load this model: {_tflm_reason(e, messages)}") from None
+            if size >= TFLM_ARENA_CAP:
+                raise DmxError(f"{path}: TFLite Micro cannot load this model in an arena of {size:,} bytes: "
+                               f"{full[0]}") from None
+            size = min(2 * size, TFLM_ARENA_CAP)
+
+
+def tflm_arena_size(data: bytes) -> int:
+    """An arena TFLM can allocate this model in: every non-constant tensor unshared (16-byte aligned),
+    bookkeeping per tensor and per operator, plus TFLM's own 10 x the file size for what kernels
+    derive from the weights (per-channel multipliers, unpacked INT4)."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(data, 0)
+    total = 10 * len(data) + 16 * 1024
+    for s in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(s)
+        total += 512 * sg.OperatorsLength()
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            total += 256
+            if _is_constant(model, t) and not t.IsVariable():
+                continue
+            shape = t.ShapeAsNumpy() if t.ShapeLength() else np.ones(1, np.int64)
+            n = int(np.prod(np.abs(shape.astype(np.int64)))) * _ITEMSIZE.get(t.Type(), 8)
+            total += (n + 15) // 16 * 16
+    return int(min(total, TFLM_ARENA_CAP))
+
+
+def _is_constant(model, t) -> bool:
+    if t.ExternalBuffer() > 0:
+        return True
+    b = t.Buffer()
+    if not 0 < b < model.BuffersLength():
+        return False
+    buf = model.Buffers(b)
+    return buf.DataLength() > 0 or buf.Offset() > 1
+
+
+def _tflm_reason(e: Exception, messages: list[str]) -> str:
+    """TFLM's own words (it prints them to stderr) rather than the wrapper's generic exception."""
+    printed = [line.strip() for m in messages for line in m.splitlines() if line.strip()]
+    return printed[-1] if printed else short_reason(e)
+
+
+@contextmanager
+def _native_stderr(messages: list[str]):
+    """Catch what native code prints on file descriptor 2 (TFLM logs its errors there), so that
+    an error stays one line; the text is appended to `messages`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            ctypes.CDLL(None).fflush(None)
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            messages.append(tmp.read().decode("utf-8", "replace"))

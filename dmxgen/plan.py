@@ -16,9 +16,6 @@ from .graph import Graph, Op
 
 ALIGNMENT = 16  # bytes; MVE loads and int32 scratch both like it
 
-# Ops whose output may take the storage of an input of the same shape that dies there.
-_ELEMENTWISE = ("add", "mul", "lut")
-
 
 @dataclass
 class Buffer:
@@ -89,8 +86,7 @@ def _align(x: int, a: int) -> int:
 def _inplace_input(graph: Graph, op: Op, i: int, buffers: list[Buffer], where: dict[str, int],
                    last: dict[str, int]) -> int | None:
     """The buffer of an input whose bytes the op's output can take, or None."""
-    kind_ok = op.kind in _ELEMENTWISE or (op.kind == "quantize" and op.attrs.get("mode") == "requantize")
-    if not kind_ok:
+    if not op.spec.inplace(op):  # the op's trait (dmxgen/ops/<kind>.py)
         return None
     out = graph.tensors[op.outputs[0]]
     for name in op.inputs:

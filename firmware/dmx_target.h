@@ -13,7 +13,7 @@ void dmx_prof_end(int index, const char *name);
 #define DMX_LAYER_END(index, name) dmx_prof_end((index), (name))
 #endif
 #define DMX_WEIGHT_SECTION __attribute__((section(".dmx_weights")))
-/* a .bss name keeps it zero-filled (NOBITS); an547.ld sends it to DTCM or ISRAM (ARENA=) */
+/* a .bss name keeps it zero-filled (NOBITS); an547.ld sends it to DTCM, ISRAM, SRAM or DDR (ARENA=) */
 #define DMX_ARENA_SECTION __attribute__((section(".bss.dmx_arena")))
 
 #endif /* DMX_TARGET_H */

@@ -30,7 +30,6 @@
 #define DMX_VALUES_PER_LINE 16
 #define DMX_MAX_MISMATCHES_SHOWN 8
 
-static dmx_output_t dmx_output[DMX_OUTPUT_SIZE];
 
 static void dmx_print_i8(int8_t v) { printf(" %d", (int)v); }
 static void dmx_print_u8(uint8_t v) { printf(" %u", (unsigned)v); }
@@ -49,6 +48,102 @@ static void dmx_print_f32(float v) { printf(" %.9g", (double)v); }
 
 #define DMX_TYPE_NAME(v) \
     _Generic((v), int8_t: "int8", uint8_t: "uint8", int16_t: "int16", int32_t: "int32", float: "float32")
+
+#ifndef DMX_NUM_INPUTS
+/* One input and one output: model.h's original API. */
+static dmx_output_t dmx_output[DMX_OUTPUT_SIZE];
+#define DMX_OUT_VALUES DMX_OUTPUT_SIZE
+#define DMX_OUT_IS_FLOAT(i) DMX_OUTPUT_IS_FLOAT
+#define DMX_IN_VALUES DMX_INPUT_SIZE
+static int dmx_run(void) { return dmx_model_run(dmx_sample_input, dmx_output); }
+static const char *dmx_output_type(void) { return DMX_TYPE_NAME(dmx_output[0]); }
+#define DMX_OUT_BYTES(i) ((const unsigned char *)&dmx_output[i])
+#define DMX_EXP_BYTES(i) ((const unsigned char *)&dmx_expected_output[i])
+#define DMX_OUT_SIZEOF(i) sizeof dmx_output[0]
+#define DMX_PRINT_OUT(i) DMX_PRINT_VALUE(dmx_output[i])
+#define DMX_PRINT_EXP(i) DMX_PRINT_VALUE(dmx_expected_output[i])
+#else
+/* Several inputs or outputs: model.h lists them (dmx_input_info, dmx_output_info), input.h and
+ * expected.h hold one array per tensor, dmx_model_run_all takes pointer arrays. The outputs sit
+ * in one word-aligned buffer, tensor after tensor, and are printed and compared in graph order
+ * as one run of values. */
+static int32_t dmx_output_words[DMX_OUTPUT_WORDS];
+static int dmx_out_values(void)
+{
+    int n = 0;
+    for (int k = 0; k < DMX_NUM_OUTPUTS; k++)
+        n += dmx_output_info[k].size;
+    return n;
+}
+static int dmx_in_values(void)
+{
+    int n = 0;
+    for (int k = 0; k < DMX_NUM_INPUTS; k++)
+        n += dmx_input_info[k].size;
+    return n;
+}
+#define DMX_OUT_VALUES dmx_out_values()
+#define DMX_IN_VALUES dmx_in_values()
+/* Value i of the run: which output, and its byte offset in that output's buffer. */
+static int dmx_locate(int i, int *offset)
+{
+    int k = 0;
+    while (i >= dmx_output_info[k].size) {
+        i -= dmx_output_info[k].size;
+        k++;
+    }
+    *offset = i * (dmx_output_info[k].is_float ? 4 : 1);
+    return k;
+}
+static unsigned char *dmx_out_base(int k)
+{
+    size_t at = 0;
+    for (int j = 0; j < k; j++)
+        at += ((size_t)dmx_output_info[j].size * (dmx_output_info[j].is_float ? 4u : 1u) + 3u) / 4u;
+    return (unsigned char *)(dmx_output_words + at);
+}
+static int dmx_run(void)
+{
+    void *out[DMX_NUM_OUTPUTS];
+    for (int k = 0; k < DMX_NUM_OUTPUTS; k++)
+        out[k] = dmx_out_base(k);
+    return dmx_model_run_all(dmx_sample_inputs, out);
+}
+static const char *dmx_output_type(void)
+{
+    for (int k = 0; k < DMX_NUM_OUTPUTS; k++)
+        if (dmx_output_info[k].is_float)
+            return "float32"; /* int8 values print as whole numbers, which read as floats too */
+    return "int8";
+}
+static const unsigned char *dmx_value_bytes(int i, int expected)
+{
+    int offset;
+    const int k = dmx_locate(i, &offset);
+    return (expected ? (const unsigned char *)dmx_expected_outputs[k] : dmx_out_base(k)) + offset;
+}
+static void dmx_print_at(int i, int expected)
+{
+    int offset;
+    const int k = dmx_locate(i, &offset);
+    const unsigned char *p = dmx_value_bytes(i, expected);
+    (void)offset;
+    if (dmx_output_info[k].is_float) {
+        float v;
+        memcpy(&v, p, sizeof v);
+        DMX_PRINT_VALUE(v);
+    } else {
+        int8_t v;
+        memcpy(&v, p, sizeof v);
+        DMX_PRINT_VALUE(v);
+    }
+}
+#define DMX_OUT_BYTES(i) dmx_value_bytes((i), 0)
+#define DMX_EXP_BYTES(i) dmx_value_bytes((i), 1)
+#define DMX_OUT_SIZEOF(i) ((size_t)(dmx_output_info[dmx_locate((i), &(int){0})].is_float ? 4 : 1))
+#define DMX_PRINT_OUT(i) dmx_print_at((i), 0)
+#define DMX_PRINT_EXP(i) dmx_print_at((i), 1)
+#endif
 
 static void dmx_print_u64(const char *before, uint64_t v)
 {
@@ -69,10 +164,10 @@ static void dmx_print_count(uint64_t ticks)
 
 static void dmx_print_outputs(void)
 {
-    for (int i = 0; i < DMX_OUTPUT_SIZE; i++) {
+    for (int i = 0; i < DMX_OUT_VALUES; i++) {
         if (i % DMX_VALUES_PER_LINE == 0)
             printf(i ? "\nOUTPUT %d" : "OUTPUT %d", i);
-        DMX_PRINT_VALUE(dmx_output[i]);
+        DMX_PRINT_OUT(i);
     }
     printf("\n");
 }
@@ -81,14 +176,14 @@ static void dmx_print_outputs(void)
 static int dmx_count_mismatches(void)
 {
     int mismatches = 0;
-    for (int i = 0; i < DMX_OUTPUT_SIZE; i++) {
-        if (memcmp(&dmx_output[i], &dmx_expected_output[i], sizeof dmx_output[i]) == 0)
+    for (int i = 0; i < DMX_OUT_VALUES; i++) {
+        if (memcmp(DMX_OUT_BYTES(i), DMX_EXP_BYTES(i), DMX_OUT_SIZEOF(i)) == 0)
             continue;
         if (mismatches < DMX_MAX_MISMATCHES_SHOWN) {
             printf("MISMATCH %d got", i);
-            DMX_PRINT_VALUE(dmx_output[i]);
+            DMX_PRINT_OUT(i);
             printf(" expected");
-            DMX_PRINT_VALUE(dmx_expected_output[i]);
+            DMX_PRINT_EXP(i);
             printf("\n");
         }
         mismatches++;
@@ -99,7 +194,7 @@ static int dmx_count_mismatches(void)
 int main(void)
 {
     printf("DMX cpu=%s layers=%d inputs=%d outputs=%d output_type=%s\n", DMX_FW_CPU, DMX_NUM_LAYERS,
-           DMX_INPUT_SIZE, DMX_OUTPUT_SIZE, DMX_TYPE_NAME(dmx_output[0]));
+           DMX_IN_VALUES, DMX_OUT_VALUES, dmx_output_type());
 
     dmx_counter_start();
     dmx_prof_calibrate();
@@ -107,7 +202,7 @@ int main(void)
     read_cost = dmx_counter_now() - read_cost;
 
     uint64_t start = dmx_counter_now();
-    int rc = dmx_model_run(dmx_sample_input, dmx_output);
+    int rc = dmx_run();
     uint64_t total = dmx_counter_now() - start - read_cost;
     uint64_t hooks = dmx_prof_hook_ticks();
     total = total > hooks ? total - hooks : 0;
@@ -135,7 +230,7 @@ int main(void)
     }
     int mismatches = dmx_count_mismatches();
     if (mismatches) {
-        printf("FAIL %d of %d outputs differ from expected.h\n", mismatches, DMX_OUTPUT_SIZE);
+        printf("FAIL %d of %d outputs differ from expected.h\n", mismatches, DMX_OUT_VALUES);
         return 1;
     }
     printf("PASS\n");

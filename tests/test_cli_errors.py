@@ -72,6 +72,37 @@ def test_unsupported_operator_names_op_and_tensor(tmp_path):
     assert_one_line_error(run("verify", p), "operator 0 (TANH) is not supported")
 
 
+def test_unsupported_builtin_is_short_and_points_at_the_support_table(tmp_path):
+    p = tmp_path / "tanh.tflite"
+    p.write_bytes(fc_model(out_shape=(1, 8), opname="TANH"))
+    r = run("inspect", p)
+    assert_one_line_error(r, "operator 0 (TANH) is not supported", "'Supported operators' in README.md")
+    assert "CONV_2D" not in r.stderr and len(r.stderr.strip()) - len(str(p)) < 120, r.stderr
+
+
+def custom_model(custom_code: str) -> bytes:
+    m = ModelBuilder()
+    x = m.tensor("x", [1, 8], scale=0.1, zero_point=0)
+    h = m.tensor("h", [1, 8], scale=0.1, zero_point=0)
+    y = m.tensor("y", [1, 8], scale=0.1, zero_point=0)
+    m.op("RESHAPE", [x], [h], newShape=[1, 8])
+    m.op("CUSTOM", [h], [y], custom_code=custom_code)
+    return m.build([x], [y])
+
+
+def test_custom_operator_is_named_with_an_npu_hint_for_ethos_u(tmp_path):
+    p = tmp_path / "vela.tflite"
+    p.write_bytes(custom_model("ethos-u"))
+    r = run("verify", p)
+    assert_one_line_error(r, "vela.tflite: operator 1: custom operator 'ethos-u' is not supported",
+                          "compiled for an NPU", "before Vela")
+    p = tmp_path / "mine.tflite"
+    p.write_bytes(custom_model("MyOp"))
+    r = run("inspect", p)
+    assert_one_line_error(r, "operator 1: custom operator 'MyOp' is not supported", "README.md")
+    assert "NPU" not in r.stderr and "CONV_2D" not in r.stderr
+
+
 def test_inconsistent_shapes_name_the_layer(tmp_path):
     p = tmp_path / "shapes.tflite"
     p.write_bytes(fc_model(out_shape=(1, 5)))

@@ -104,14 +104,6 @@ def test_quantize_multiplier_rounds_up_to_next_power():
     assert fp.quantize_multiplier(real) == (1 << 30, 1)
 
 
-def test_activation_ranges():
-    assert fp.activation_range("NONE", 0.1, 3) == (-128, 127)
-    assert fp.activation_range("RELU", 0.1, -10) == (-10, 127)
-    assert fp.activation_range("RELU6", 0.05, -128) == (-128, -8)   # 6/0.05 = 120
-    assert fp.activation_range("RELU6", 0.01, 0) == (0, 127)        # 600 saturates
-    assert fp.activation_range("RELU_N1_TO_1", 0.1, 0) == (-10, 10)
-
-
 def test_gemmlowp_exp_matches_float_exp():
     # exp_on_negative_values with 5 integer bits over [-31, 0]
     xs = np.linspace(-31, 0, 2001)

@@ -60,13 +60,23 @@ def t(name, shape, const=False, dtype="int8"):
     return Tensor(name, shape, dtype, data=np.zeros(shape, np.int8) if const else None)
 
 
+# Complete attrs (an Op checks them when built); the planner reads none of these values.
+FC = {"input_offset": 0, "output_offset": 0, "batches": 1, "multiplier": 1 << 30, "shift": 0,
+      "activation": "NONE", "act_min": -128, "act_max": 127}
+BINARY = {"input1_offset": 0, "input2_offset": 0, "output_offset": 0, "output_multiplier": 1 << 30,
+          "output_shift": 0, "activation": "NONE", "act_min": -128, "act_max": 127}
+ADD = dict(BINARY, left_shift=20, input1_multiplier=1 << 30, input1_shift=0, input2_multiplier=1 << 30,
+           input2_shift=0)
+REQUANTIZE = {"input_offset": 0, "output_offset": 0, "multiplier": 1 << 30, "shift": 0}
+
+
 def graph(tensors, ops, inputs, outputs) -> Graph:
     return Graph({x.name: x for x in tensors}, ops, inputs, outputs)
 
 
 def chain(n=5, size=100) -> Graph:
     ts = [t(f"t{i}", (size,)) for i in range(n + 1)] + [t("w", (size, size), const=True)]
-    ops = [Op(f"fc{i}", "fully_connected", [f"t{i}", "w", ""], [f"t{i + 1}"]) for i in range(n)]
+    ops = [Op(f"fc{i}", "fully_connected", [f"t{i}", "w", ""], [f"t{i + 1}"], FC) for i in range(n)]
     return graph(ts, ops, ["t0"], [f"t{n}"])
 
 
@@ -81,10 +91,10 @@ def test_chain_reuses_memory():
 
 def test_residual_keeps_the_skip_alive():
     ts = [t(n, (64,)) for n in ("x", "a", "b", "c", "y")] + [t("w", (64, 64), const=True)]
-    ops = [Op("fa", "fully_connected", ["x", "w", ""], ["a"]),
-           Op("fb", "fully_connected", ["a", "w", ""], ["b"]),
-           Op("fc", "fully_connected", ["b", "w", ""], ["c"]),
-           Op("add", "add", ["c", "a"], ["y"])]
+    ops = [Op("fa", "fully_connected", ["x", "w", ""], ["a"], FC),
+           Op("fb", "fully_connected", ["a", "w", ""], ["b"], FC),
+           Op("fc", "fully_connected", ["b", "w", ""], ["c"], FC),
+           Op("add", "add", ["c", "a"], ["y"], ADD)]
     g = graph(ts, ops, ["x"], ["y"])
     plan = plan_memory(g)
     assert plan.offset("a") != plan.offset("b")
@@ -95,10 +105,10 @@ def test_residual_keeps_the_skip_alive():
 
 def test_in_place_only_on_a_dying_input():
     ts = [t(n, (4, 8)) for n in ("x", "a", "b", "c", "y")] + [t("k", (8,), const=True)]
-    ops = [Op("q", "quantize", ["x"], ["a"], {"mode": "requantize"}),
-           Op("add1", "add", ["a", "k"], ["b"]),  # a dies here: in place
-           Op("mul", "mul", ["b", "k"], ["c"]),  # b is read again below: not in place
-           Op("add2", "add", ["c", "b"], ["y"])]
+    ops = [Op("q", "requantize", ["x"], ["a"], REQUANTIZE),
+           Op("add1", "add", ["a", "k"], ["b"], ADD),  # a dies here: in place
+           Op("mul", "mul", ["b", "k"], ["c"], BINARY),  # b is read again below: not in place
+           Op("add2", "add", ["c", "b"], ["y"], ADD)]
     g = graph(ts, ops, ["x"], ["y"])
     plan = plan_memory(g)
     assert 1 in plan.inplace and plan.offset("a") == plan.offset("b")
@@ -110,8 +120,8 @@ def test_in_place_only_on_a_dying_input():
 def test_no_in_place_on_a_broadcast_input():
     ts = [t("x", (4, 8)), t("s", (1, 8)), t("y", (4, 8)), t("k", (1, 8), const=True), t("z", (4, 8))]
     ops = [Op("m", "reduce_max", ["x"], ["s"], {"axes": (0,)}),
-           Op("add", "add", ["s", "x"], ["y"]),
-           Op("mul", "mul", ["y", "k"], ["z"])]
+           Op("add", "add", ["s", "x"], ["y"], ADD),
+           Op("mul", "mul", ["y", "k"], ["z"], BINARY)]
     g = graph(ts, ops, ["x"], ["z"])
     plan = plan_memory(g)
     assert 1 not in plan.inplace  # s is [1, 8], y is [4, 8]; x is the caller's input
@@ -121,7 +131,7 @@ def test_no_in_place_on_a_broadcast_input():
 def test_reshape_aliases_and_copies_only_between_caller_buffers():
     ts = [t("x", (2, 6)), t("r", (12,)), t("a", (12,)), t("b", (3, 4)), t("w", (12, 12), const=True)]
     ops = [Op("r", "reshape", ["x"], ["r"]),
-           Op("fc", "fully_connected", ["r", "w", ""], ["a"]),
+           Op("fc", "fully_connected", ["r", "w", ""], ["a"], FC),
            Op("r2", "reshape", ["a"], ["b"])]
     g = graph(ts, ops, ["x"], ["b"])
     plan = plan_memory(g)
@@ -133,8 +143,8 @@ def test_reshape_aliases_and_copies_only_between_caller_buffers():
 
 def test_reshape_in_the_middle_shares_the_buffer():
     ts = [t("x", (64,)), t("a", (8, 8)), t("b", (64,)), t("y", (64,)), t("w", (64, 64), const=True)]
-    ops = [Op("fc", "fully_connected", ["x", "w", ""], ["a"]), Op("r", "reshape", ["a"], ["b"]),
-           Op("fc2", "fully_connected", ["b", "w", ""], ["y"])]
+    ops = [Op("fc", "fully_connected", ["x", "w", ""], ["a"], FC), Op("r", "reshape", ["a"], ["b"]),
+           Op("fc2", "fully_connected", ["b", "w", ""], ["y"], FC)]
     g = graph(ts, ops, ["x"], ["y"])
     plan = plan_memory(g)
     assert plan.tensor_buffer["a"] == plan.tensor_buffer["b"] and plan.arena_size == 64

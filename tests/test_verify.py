@@ -42,9 +42,8 @@ def test_built_model_bit_exact(small_model):
 def test_mismatch_is_reported_and_exit_1(small_model, monkeypatch):
     # Break the reference's fully connected kernel by one LSB: verify must notice and say where.
     from dmxgen import reference
-    from dmxgen.reference import fully_connected
 
-    original = fully_connected.fully_connected
+    original = reference.KERNELS["fully_connected"]
 
     def off_by_one(op, args, out):  # one logit only: softmax ignores a shift of all of them
         y = original(op, args, out).astype(int)
@@ -80,7 +79,7 @@ def test_tflm_golden_and_semantics_on_ad01(tmp_path):
     assert code == 0 and r["bit_exact"] and r["golden"] == "tflm"
     # and the two semantics really differ there, so the option is not a no-op
     from dmxgen import reference
-    from dmxgen.commands.common import random_inputs
+    from dmxgen.vectors import random_inputs
 
     g_tfl, g_tflm = load_tflite(model), load_tflite(model, semantics="tflm")
     differ = 0
@@ -155,3 +154,39 @@ def test_inspect_formats_paper_figures(name, dense, dcsr, ratio):
     assert (sel["dense"], sel["dcsr"]) == (dense, dcsr)
     rows = [x for x in j["formats"]["rows"] if x["selected"]]
     assert all({"dense", "csr", "dcsr", "rle", "chosen"} <= set(x) for x in rows)
+
+
+def test_float_input_file_is_quantized_as_tflite_quantize(tmp_path):
+    """`--input F.npy` of floats for an int8 input: the codes LiteRT's QUANTIZE gives, ties away from zero."""
+    import re
+
+    from dmxgen.vectors import read_input_file
+    from dmxgen.goldens import run_golden
+    from dmxgen.testing.tflite_builder import ModelBuilder
+
+    floats = np.array([[-1.25, -0.25, 0.25, 1.25, -0.75, 0.75, -2.5, 100.0]], np.float32)
+    q = ModelBuilder()
+    x = q.tensor("x", [1, 8], "float32")
+    y = q.tensor("y", [1, 8], scale=0.5, zero_point=0)
+    q.op("QUANTIZE", [x], [y])
+    want = run_golden(q.save(tmp_path / "quantize.tflite", [x], [y]), [floats])[0]
+    assert want.reshape(-1)[:4].tolist() == [-3, -1, 1, 3]
+
+    m = ModelBuilder()
+    x = m.tensor("x", [1, 8], scale=0.5, zero_point=0)
+    shape = m.tensor("shape", [2], "int32", data=[2, 4])
+    y = m.tensor("y", [2, 4], scale=0.5, zero_point=0)
+    m.op("RESHAPE", [x, shape], [y], newShape=[2, 4])
+    model = m.save(tmp_path / "int8_input.tflite", [x], [y])
+    npy = tmp_path / "floats.npy"
+    np.save(npy, floats)
+
+    assert np.array_equal(read_input_file(load_tflite(model), str(npy))[0][0], want)  # what verify MODEL runs
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["export", str(model), "-o", str(out), "--input", str(npy), "--vectors", "2"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    stored = np.load(out / "test_vectors" / "inputs.npy")
+    assert np.array_equal(stored[-1].reshape(want.shape), want)
+    sample = re.search(r"dmx_sample_input\[DMX_INPUT_SIZE\] = \{([^}]*)\}", (out / "input.h").read_text())
+    assert [int(v) for v in sample.group(1).replace("\n", " ").split(",") if v.strip()] == want.reshape(-1).tolist()

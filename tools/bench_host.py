@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dmxgen.backends import host  # noqa: E402
-from dmxgen.backends.c import export  # noqa: E402
+from dmxgen.backends.c import load_vectors, manifest_io  # noqa: E402
+from dmxgen.targets import export  # noqa: E402
 from dmxgen.commands.common import table  # noqa: E402
 from dmxgen.frontends.tflite import load_tflite  # noqa: E402
 
@@ -85,15 +86,15 @@ def litert_seconds(model: Path, x: np.ndarray, reference_kernels: bool, budget: 
 def c_seconds(folder: Path, manifest: dict, budget: float, work: Path, opt: str) -> float:
     """Build without sanitizers (kernels specialised per layer), check one output, then time it."""
     exe = host.build(folder, work, sanitize=False, hooks=False, opt=opt)
-    inputs = np.load(folder / manifest["test_vectors"]["inputs"])
-    expected = np.load(folder / manifest["test_vectors"]["expected"])
-    got = host.run(exe, inputs[:1].reshape(1, -1), manifest["input"]["dtype"], manifest["output"]["dtype"],
-                   manifest["output"]["size"], work, dump=False).outputs
-    if not np.array_equal(got.reshape(-1), expected[0].reshape(-1)):
+    ins, outs = manifest_io(manifest, "input"), manifest_io(manifest, "output")
+    tv = manifest["test_vectors"]
+    first, want = load_vectors(folder, tv["inputs"], ins, 1)[0], load_vectors(folder, tv["expected"], outs, 1)[0]
+    got = host.run(exe, [first], ins, outs, work, dump=False).outputs[0]
+    if not all(np.array_equal(g, w) for g, w in zip(got, want)):
         raise SystemExit(f"{folder}: the -O2 host build differs from the reference")
-    once = host.time_inference(exe, inputs[0], manifest["input"]["dtype"], 3, work)
+    once = host.time_inference(exe, first, ins, 3, work)
     repeat = max(3, int(budget / max(once, 1e-6)))
-    return host.time_inference(exe, inputs[0], manifest["input"]["dtype"], repeat, work)
+    return host.time_inference(exe, first, ins, repeat, work)
 
 
 def bench(model: Path, budget: float, work: Path, opt: str) -> dict:

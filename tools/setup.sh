@@ -7,12 +7,16 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 STAMP="$VENV/.dmxgen-setup-stamp"
-APT_PKGS="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+# libstdc++-arm-none-eabi-newlib: C++ headers for tools/bench_tflm.py (TFLite Micro);
+# chromium: the report's screenshot test (tests/test_report.py)
+APT_PKGS="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm libstdc++-arm-none-eabi-newlib chromium"
 
 need_apt=""
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || need_apt=1
 command -v qemu-system-arm >/dev/null 2>&1 || need_apt=1
 [ -f /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -d /usr/lib/arm-none-eabi/newlib ] || need_apt=1
+ls /usr/include/newlib/c++/*/new >/dev/null 2>&1 || need_apt=1
+command -v chromium >/dev/null 2>&1 || need_apt=1
 if [ -n "$need_apt" ]; then
   if [ "${DMX_SKIP_APT:-}" = 1 ]; then
     echo "setup: skipping Debian packages ($APT_PKGS) because DMX_SKIP_APT=1" >&2

@@ -3,6 +3,11 @@
     python tools/train_digits.py --out build/demo
     dmxgen export build/demo/lenet_digits.pt2 --format dcsr -o build/demo/lenet_c
 
+With --target-kb (or --weights-fraction) the config is not used: dmxgen.compress_to_size
+prunes the int8 model until its exported weights, biases and per-channel constants
+fit the target (history.json records every step). --weights-fraction 0.1 sets the
+target so that the weights alone are a tenth of their dense int8 bytes.
+
 Writes, in --out: lenet_float.pt and lenet_compressed.pt (state dicts, which
 a later run reuses instead of training again; --retrain forces training),
 lenet_digits.pt2 (dmxgen.save: what `dmxgen export` reads), digits_test.npy
@@ -51,7 +56,19 @@ def main(argv=None) -> int:
     ap.add_argument("--finetune", type=int, default=10, help="fine-tuning epochs per pruning step")
     ap.add_argument("--retrain", action="store_true", help="train again even if checkpoints exist")
     ap.add_argument("--seed", type=int, default=0)
+    target = ap.add_mutually_exclusive_group()
+    target.add_argument("--target-kb", type=float, help="shrink to this many kB (1000 B) with compress_to_size")
+    target.add_argument("--weights-fraction", type=float,
+                        help="shrink until the weights are this fraction of their dense int8 bytes")
+    ap.add_argument("--storage", default="dcsr", choices=["auto", "dense", "csr", "dcsr"],
+                    help="storage the shrink target is counted in (default dcsr, as the demo exports)")
+    ap.add_argument("--shrink-epochs", type=int, default=6, help="retraining epochs per shrink step")
+    ap.add_argument("--shrink-lr", type=float, default=3e-3)
+    ap.add_argument("--drop-limit", type=float, default=1.0, help="fragile when validation drops more (points)")
+    ap.add_argument("--retrain-layers", default="all", choices=["layer", "all"],
+                    help="shrink: retrain only the pruned layer (the paper) or all layers (default)")
     a = ap.parse_args(argv)
+    shrinking = a.target_kb is not None or a.weights_fraction is not None
     torch.set_num_threads(1)  # tiny layers: threads only add contention
     from dmxgen.api import Model, reference_outputs, save
     from dmxgen.errors import DmxError
@@ -60,7 +77,9 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_text = Path(a.config).read_text()
-    key = hashlib.sha256(f"{cfg_text}|{a.epochs}|{a.finetune}|{a.seed}".encode()).hexdigest()[:16]
+    recipe = (f"shrink|{a.target_kb}|{a.weights_fraction}|{a.storage}|{a.shrink_epochs}|{a.shrink_lr}|"
+              f"{a.drop_limit}|{a.retrain_layers}" if shrinking else f"{cfg_text}|{a.finetune}")
+    key = hashlib.sha256(f"{recipe}|{a.epochs}|{a.seed}".encode()).hexdigest()[:16]
     f_float, f_q, f_sum = out / "lenet_float.pt", out / "lenet_compressed.pt", out / "summary.json"
     data = lenet.digits_data(a.seed)
     t0 = time.time()
@@ -71,8 +90,10 @@ def main(argv=None) -> int:
         if reuse:
             try:
                 net.load_state_dict(torch.load(f_float, weights_only=True))
-                model = Model(copy.deepcopy(net)).transform(a.config)
+                model = Model(copy.deepcopy(net)).transform(None if shrinking else a.config)
                 model.load_state_dict(torch.load(f_q, weights_only=True))
+                if shrinking:
+                    label_densities(model)
                 print(f"reusing the checkpoints in {out} (--retrain to train again)")
             except Exception as e:  # unreadable, or made by another version of the code: train again
                 print(f"cannot reuse the checkpoints in {out} ({str(e).splitlines()[0]}); training again")
@@ -80,7 +101,11 @@ def main(argv=None) -> int:
         if not reuse:
             net = lenet.train_float(data, epochs=a.epochs, seed=a.seed)
             torch.save(net.state_dict(), f_float)
-            model = lenet.compress(copy.deepcopy(net), data, a.config, epochs=a.finetune, seed=a.seed)
+            if shrinking:
+                model, history = shrink(net, data, a)
+                history.save(out / "history.json")
+            else:
+                model = lenet.compress(copy.deepcopy(net), data, a.config, epochs=a.finetune, seed=a.seed)
             torch.save(model.state_dict(), f_q)
         model.eval()
         acc_float = lenet.accuracy(net, data.x_test, data.y_test)
@@ -97,6 +122,8 @@ def main(argv=None) -> int:
     y = data.y_test.numpy()
     diff = np.abs(ref.astype(np.int64) - fq)
     dense, dcsr = weight_bytes(graph)
+    shrunk = json.loads((out / "history.json").read_text()) if shrinking and (out / "history.json").exists() \
+        else None
     summary = {
         "key": key, "float_accuracy": acc_float, "compressed_accuracy": acc_q,
         "integer_accuracy": float((ref.argmax(1) == y).mean()),
@@ -105,7 +132,12 @@ def main(argv=None) -> int:
         "logits_within_one_step": float((diff <= 1).mean()), "max_logit_diff": int(diff.max()),
         "sparsity": model.sparsity(), "weight_bytes_dense": dense, "weight_bytes_dcsr": dcsr,
         "test_images": int(len(y)), "model": str(path),
+        "recipe": "compress_to_size" if shrinking else "config",
     }
+    if shrunk:
+        summary.update(target_bytes=shrunk["target_bytes"], reached=shrunk["reached"],
+                       exported_bytes=shrunk["final_bytes"], shrink_message=shrunk["message"],
+                       fragile=shrunk["fragile"])
     f_sum.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"digits: {len(data.x_train)} train / {len(y)} test images, {time.time() - t0:.1f} s")
     print(f"accuracy: float {100 * acc_float:.1f}%, compressed (fake-quant) {100 * acc_q:.1f}%, "
@@ -115,8 +147,41 @@ def main(argv=None) -> int:
           f"logits identical {100 * summary['logits_identical']:.2f}%, within one step "
           f"{100 * summary['logits_within_one_step']:.2f}%")
     print(f"weights: {dense} bytes dense int8, {dcsr} bytes dCSR")
+    if shrunk:
+        print(f"shrink: {shrunk['message']}")
     print(f"saved {path}")
     return 0
+
+
+def shrink(net, data, a):
+    """compress_to_size on the float net; the target from --target-kb or --weights-fraction."""
+    from dmxgen.api import Model
+    from dmxgen.commands.shrink import digits_loaders
+    from dmxgen.compress.sizing import model_bytes
+    from dmxgen.compress.sparsecomp import compress_to_size
+
+    target_kb = a.target_kb
+    if target_kb is None:  # the weights at a fraction of dense int8, the other arrays as they are
+        int8 = Model(copy.deepcopy(net)).transform(None)
+        with int8.calibrating():
+            int8(data.x_train)
+        size = model_bytes(int8, data.x_test, a.storage)
+        target_kb = (size.param_bytes + a.weights_fraction * size.dense_weight_bytes) / 1000
+    train, test = digits_loaders(data, seed=a.seed)
+    torch.manual_seed(a.seed)
+    return compress_to_size(net, target_kb, train, test, epochs=a.shrink_epochs, lr=a.shrink_lr,
+                            accuracy_drop_limit=a.drop_limit, storage=a.storage, retrain=a.retrain_layers,
+                            val_fraction=0.25, seed=a.seed)
+
+
+def label_densities(model) -> None:
+    """Reloaded masks: show each layer's density as its TOPK sparseness (the .pt2 metadata)."""
+    from dmxgen.compress.sparsecomp import set_label
+
+    for name, layer in model.weighted_layers().items():
+        d = float(layer.weight_mask.mean())
+        if d < 1.0:
+            set_label(model, name, d)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
-"""The C backend: a Graph -> a self-contained exported folder (docs/exported-folder.md).
+"""The C backend: a prepared graph -> a self-contained exported folder (docs/exported-folder.md).
 
-Steps: lower the graph (passes), plan the arena (plan.py), resolve every op
-into a kernel call with constant parameters (c_layers), encode weights
-(c_weights), run the reference on test vectors, then render templates/c/
-into a temporary folder that replaces OUT only when everything succeeded.
+dmxgen/pipeline.py lowers the graph, plans the arena (with this backend's
+scratch_bytes) and makes the test vectors; here every op is resolved into a
+kernel call with constant parameters (c_layers), weights are stored as
+the storage policy chose (codecs/policy.py) and templates/c/ rendered into the folder the caller commits.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,11 +14,9 @@ import numpy as np
 
 from ..errors import DmxError
 from ..graph import Graph
-from ..passes import lower
-from ..plan import plan_memory
-from . import c_render, c_vectors
-from .c_files import atomic_folder
-from .c_layers import Layer, Options, Resolver, scratch_bytes
+from ..plan import Plan, plan_memory
+from . import c_render
+from .c_layers import Layer, Options, Ref, Resolver, scratch_bytes
 from .c_names import Namer, c_comment
 from .c_params import CTYPES
 
@@ -36,27 +33,38 @@ def tool_version() -> str:
         return "0+unknown"
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _io_info(graph: Graph, name: str, role: str) -> dict:
+def _io_info(graph: Graph, name: str, role: str, param: str) -> dict:
     t = graph.tensors[name]
     if t.dtype not in ("int8", "float32"):
         raise DmxError(f"model {role} {name!r} is {t.dtype}; the C backend takes int8 or float32")
     q = t.quant
     return {"role": role, "name": name, "shape": list(t.shape), "dtype": t.dtype, "ctype": CTYPES[t.dtype],
             "size": t.size, "scale": float(q.s) if q is not None else None,
-            "zero_point": q.zp if q is not None else None}
+            "zero_point": q.zp if q is not None else None, "param": param}
+
+
+def io_params(graph: Graph) -> tuple[list[str], list[str]]:
+    """C parameter names of dmx_model_run: `in`, `out` for one input and one output (the
+    original API), else `in_<name>` per input and `out_<name>` per output, in graph order."""
+    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
+        return ["in"], ["out"]
+    namer = Namer()
+    return ([f"in_{namer(n)}" for n in graph.inputs], [f"out_{namer(n)}" for n in graph.outputs])
 
 
 def check_exportable(graph: Graph) -> None:
-    """One input, one output, and float32 only in the caller's input/output buffers."""
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise DmxError(f"{graph.source}: the C backend exports models with one input and one output; "
-                       f"this one has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs")
+    """At least one operator; every graph input and output is a distinct tensor the caller passes."""
     if not graph.ops:
         raise DmxError(f"{graph.source}: the model has no operators")
+    if not graph.inputs or not graph.outputs:
+        raise DmxError(f"{graph.source}: the model has {len(graph.inputs)} inputs and {len(graph.outputs)} "
+                       "outputs; the C backend needs at least one of each")
+    both = [n for n in graph.outputs if n in graph.inputs]
+    if both:
+        raise DmxError(f"{graph.source}: tensor {both[0]!r} is both a model input and output; "
+                       "the C backend needs an operator between them")
+    if len(set(graph.outputs)) != len(graph.outputs):
+        raise DmxError(f"{graph.source}: a tensor is listed twice among the model outputs")
 
 
 def _check_float(graph: Graph, plan) -> None:
@@ -69,88 +77,154 @@ def _check_float(graph: Graph, plan) -> None:
                                "(first QUANTIZE) and output (last DEQUANTIZE)")
 
 
-def build_layers(graph: Graph, options: Options):
-    """Lowered graph -> (plan, layers)."""
+def build_layers(graph: Graph, options: Options, plan: Plan | None = None):
+    """Lowered graph (and its arena plan, made here when not given) -> (plan, layers)."""
     check_exportable(graph)
-    scratch = {i: scratch_bytes(graph, op) for i, op in enumerate(graph.ops)}
-    plan = plan_memory(graph, scratch)
+    if plan is None:
+        plan = plan_memory(graph, {i: scratch_bytes(graph, op) for i, op in enumerate(graph.ops)})
     _check_float(graph, plan)
     namer = Namer()
     resolver = Resolver(graph, plan, options)
     layers = [resolver.resolve(i, op, namer(op.name)) for i, op in enumerate(graph.ops)]
+    _name_io_refs(graph, plan, layers)
     return plan, layers
 
 
-def model_key(source: Path, semantics: str) -> tuple:
-    """Identifies a model file and how it was loaded, for c_vectors' cache."""
-    source = Path(source).resolve()
-    return (str(source), sha256(source), semantics)
+def _name_io_refs(graph: Graph, plan: Plan, layers: list[Layer]) -> None:
+    """Point every reference to a caller's buffer at its dmx_model_run parameter."""
+    ins, outs = io_params(graph)
+    param = {}
+    for names, params in ((graph.inputs, ins), (graph.outputs, outs)):
+        for name, p in zip(names, params):
+            for alias in plan.buffer(name).tensors:  # a reshape that aliases the buffer
+                param[alias] = p
+
+    done: set[int] = set()
+
+    def fix(r: Ref | None) -> None:
+        if r is None or id(r) in done:  # a Ref may be shared (a layer's out is also among its args)
+            return
+        done.add(id(r))
+        if r.kind in ("input", "output"):
+            if r.symbol not in param:
+                raise DmxError(f"C backend: a layer reads the caller's {r.kind} buffer through "
+                               f"{r.symbol or 'an unnamed tensor'!r}, which is no model {r.kind}")
+            r.symbol = param[r.symbol]
+        for x in r.items:
+            fix(x)
+
+    for layer in layers:
+        for r in layer.args:
+            fix(r)
+        fix(layer.out)
 
 
-def export(graph: Graph, out: str | Path, *, source: str | Path | None = None, fmt: str = "auto",
-           semantics: str = "tflite", min_sparsity: float = 0.5, input_files: tuple[str, ...] = (),
-           n_vectors: int = 8, seed: int = 0) -> dict:
-    """Write the exported folder for `graph` to `out`; return the manifest.
-
-    `source` is the model file the graph was loaded from (its path and sha256 go into the
-    manifest so that `dmxgen verify` can recompute the reference); None for a graph built
-    in memory, which `verify` then checks against the stored test vectors only.
-    """
-    if not 0.0 <= min_sparsity <= 1.0:
-        raise DmxError(f"--min-sparsity must be between 0 and 1, got {min_sparsity}")
-    applied: list[str] = []
-    lowered = lower(graph, applied)
-    options = Options(fmt=fmt, min_sparsity=min_sparsity)
-    plan, layers = build_layers(lowered, options)
-    src = Path(source).resolve() if source is not None else None
-    vectors = c_vectors.compute(graph, lowered, n_vectors, seed, input_files,
-                                key=model_key(src, semantics) if src else None)
-    sample = n_vectors if input_files else 0  # the first vector of --input, else the first random one
-    source_info = {"path": str(src), "name": src.name, "sha256": sha256(src)} if src else {
-        "path": None, "name": Path(graph.source).name if graph.source else "graph", "sha256": None}
+def write(prepared, folder: Path) -> dict:
+    """Print `prepared` (dmxgen.pipeline.Prepared, planned with this backend's scratch_bytes) into
+    `folder` (an empty folder the caller commits); return the manifest."""
+    lowered, storage = prepared.lowered, prepared.storage
+    options = Options(fmt=storage.fmt, min_sparsity=storage.min_sparsity)
+    plan, layers = build_layers(lowered, options, prepared.plan)
+    vectors, sample = prepared.vectors, prepared.sample  # after the refusals above: the reference is slow
+    ins, outs = io_params(lowered)
+    inputs = [_io_info(lowered, n, "input", p) for n, p in zip(lowered.inputs, ins)]
+    outputs = [_io_info(lowered, n, "output", p) for n, p in zip(lowered.outputs, outs)]
+    for k, io in enumerate(inputs + outputs):
+        io["index"] = k if k < len(inputs) else k - len(inputs)
+        io["label"] = c_comment(io["name"]).replace('"', "'")  # safe in a comment and a string literal
+    used = {r.symbol for layer in layers for r in _refs(layer) if r.kind in ("input", "output")}
+    for io in inputs + outputs:
+        io["used"] = io["param"] in used
+    single = len(inputs) == 1 and len(outputs) == 1
     ctx = {
-        "version": tool_version(), "source_name": c_comment(source_info["name"]), "fmt": fmt,
-        "semantics": semantics,
-        "input": _io_info(lowered, lowered.inputs[0], "input"),
-        "output": _io_info(lowered, lowered.outputs[0], "output"),
+        "version": tool_version(), "source_name": c_comment(prepared.source["name"]), "fmt": storage.fmt,
+        "semantics": prepared.semantics, "single_io": single, "inputs": inputs, "outputs": outputs,
+        "input": inputs[0], "output": outputs[0],
         "arena_size": plan.arena_size, "alignment": plan.alignment, "layers": layers,
-        "uses_in": any(r.kind == "input" for layer in layers for r in layer.args),
-        "uses_out": any(r.kind == "output" for layer in layers for r in layer.args),
+        "uses_in": inputs[0]["used"], "uses_out": outputs[0]["used"],
+        "output_words": sum((io["size"] * (4 if io["ctype"] == "float" else 1) + 3) // 4 for io in outputs),
     }
     ctx["kernels"] = c_render.kernels_for({t for layer in layers for t in layer.templates})
-    manifest = _manifest(lowered, plan, layers, ctx, source_info, semantics, min_sparsity, vectors, sample, applied)
-    with atomic_folder(Path(out), MANIFEST) as tmp:
-        _write(tmp, ctx, layers, vectors, sample, manifest)
+    manifest = _manifest(lowered, plan, layers, ctx, prepared.source, prepared.semantics, storage.min_sparsity,
+                         vectors, sample, prepared.passes)
+    _write(Path(folder), ctx, layers, vectors, sample, manifest)
     return manifest
 
 
-def _write(tmp: Path, ctx: dict, layers: list[Layer], vectors: c_vectors.Vectors, sample: int, manifest: dict) -> None:
+def _refs(layer: Layer):
+    todo = list(layer.args) + ([layer.out] if layer.out is not None else [])
+    while todo:
+        r = todo.pop()
+        yield r
+        todo += r.items
+
+
+def _write(tmp: Path, ctx: dict, layers: list[Layer], vectors, sample: int, manifest: dict) -> None:
     (tmp / "headers").mkdir()
     (tmp / VECTORS).mkdir()
+    comment = manifest["sample"]["source"]
+    one = 0 if ctx["single_io"] else slice(None)  # one array, or the list of them
     files = {
         "model.h": c_render.render("model.h.j2", **ctx),
         "model.c": c_render.render("model.c.j2", **ctx),
         "kernels.h": c_render.render("kernels.h.j2", **ctx),
         "kernels.c": c_render.render("kernels.c.j2", **ctx),
         "headers/headers.h": c_render.render("headers.h.j2", layers=layers),
-        "input.h": c_render.render("input.h.j2", values=vectors.inputs[sample],
-                                   comment=manifest["sample"]["source"]),
-        "expected.h": c_render.render("expected.h.j2", values=vectors.outputs[sample],
-                                      comment=manifest["sample"]["source"]),
+        "input.h": c_render.render("input.h.j2", single_io=ctx["single_io"], tensors=ctx["inputs"],
+                                   values=vectors.inputs[sample][one], comment=comment),
+        "expected.h": c_render.render("expected.h.j2", single_io=ctx["single_io"], tensors=ctx["outputs"],
+                                      values=vectors.outputs[sample][one], comment=comment),
     }
     for layer in layers:
         if layer.struct_type or layer.arrays:
             files[f"headers/{layer.ident}.h"] = c_render.render("layer.h.j2", l=layer)
     for rel, text in files.items():
         (tmp / rel).write_text(text, encoding="ascii")
-    np.save(tmp / VECTORS / "inputs.npy", np.stack(vectors.inputs), allow_pickle=False)
-    np.save(tmp / VECTORS / "expected.npy", np.stack(vectors.outputs), allow_pickle=False)
+    save_vectors(tmp, manifest["test_vectors"], ctx["inputs"], ctx["outputs"], vectors)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def vector_files(n_inputs: int, n_outputs: int) -> tuple[str, str]:
+    """test_vectors/inputs.npy and expected.npy (a stack of the one tensor) for one input and one
+    output; .npz files with one stack per tensor, named by it, when there are several."""
+    ext = "npy" if n_inputs == 1 and n_outputs == 1 else "npz"
+    return f"{VECTORS}/inputs.{ext}", f"{VECTORS}/expected.{ext}"
+
+
+def save_vectors(folder: Path, tv: dict, inputs: list[dict], outputs: list[dict], vectors) -> None:
+    for rel, infos, sets in ((tv["inputs"], inputs, vectors.inputs), (tv["expected"], outputs, vectors.outputs)):
+        stacks = {io["name"]: np.stack([s[k] for s in sets]) for k, io in enumerate(infos)}
+        if rel.endswith(".npy"):
+            np.save(folder / rel, next(iter(stacks.values())), allow_pickle=False)
+        else:
+            np.savez(folder / rel, **stacks)
+
+
+def load_vectors(folder: Path, rel: str, infos: list[dict], n: int) -> list[list[np.ndarray]]:
+    """What save_vectors wrote: the first n sets, one array per tensor of `infos` (flattened)."""
+    if rel.endswith(".npy"):
+        stacks = [np.load(Path(folder) / rel, allow_pickle=False)]
+    else:
+        with np.load(Path(folder) / rel, allow_pickle=False) as z:
+            missing = [io["name"] for io in infos if io["name"] not in z.files]
+            if missing:
+                raise DmxError(f"{folder}/{rel}: no vectors for tensor {missing[0]!r}")
+            stacks = [z[io["name"]] for io in infos]
+    count = min(len(s) for s in stacks)
+    return [[s[i].reshape(-1) for s in stacks] for i in range(min(n, count))]
+
+
+def manifest_io(manifest: dict, role: str) -> list[dict]:
+    """The manifest's inputs or outputs as a list: `input`/`output` for one of each, else `inputs`/`outputs`."""
+    return manifest[role + "s"] if role + "s" in manifest else [manifest[role]]
+
+
 def _manifest(lowered: Graph, plan, layers: list[Layer], ctx: dict, source: dict, semantics: str,
-              min_sparsity: float, vectors: c_vectors.Vectors, sample: int, passes: list[str]) -> dict:
-    io = plan.io_bytes()
+              min_sparsity: float, vectors, sample: int, passes: list[str]) -> dict:
+    io = {}
+    for b in plan.buffers:  # plan.io_bytes() keeps one buffer per role; several inputs add up
+        if b.io:
+            io[b.io] = io.get(b.io, 0) + b.size
     layer_rows = []
     for layer, op in zip(layers, lowered.ops):
         row = {"index": layer.index, "name": layer.name, "c_name": layer.ident, "op": layer.kind,
@@ -170,18 +244,26 @@ def _manifest(lowered: Graph, plan, layers: list[Layer], ctx: dict, source: dict
                             "bytes": t.nbytes if t else b.size, "buffer": b_index, "storage": b.io or "arena",
                             "offset": b.offset if b.io is None else None, "first_op": b.start, "last_op": b.end})
     weights = sum(r["weight_bytes"] for r in layer_rows)
+
+    def public(info: dict) -> dict:
+        return {k: v for k, v in info.items()
+                if k not in ("used", "index", "label") and (k != "param" or not ctx["single_io"])}
+
+    io_entries = ({"input": public(ctx["input"]), "output": public(ctx["output"])} if ctx["single_io"] else
+                  {"inputs": [public(x) for x in ctx["inputs"]], "outputs": [public(x) for x in ctx["outputs"]]})
+    tv_inputs, tv_expected = vector_files(len(ctx["inputs"]), len(ctx["outputs"]))
     return {
         "dmxgen_version": ctx["version"],
         "source": source,
         "format": ctx["fmt"], "semantics": semantics, "min_sparsity": min_sparsity,
         "passes": passes,
-        "input": ctx["input"], "output": ctx["output"],
+        **io_entries,
         "arena_size": plan.arena_size, "alignment": plan.alignment, "peak_live_bytes": plan.peak_live_bytes,
         "io_bytes": io, "peak_activation_ram": plan.arena_size + sum(io.values()),
         "weight_bytes": weights, "dense_weight_bytes": sum(r.get("dense_weight_bytes", 0) for r in layer_rows),
         "param_bytes": sum(r["param_bytes"] for r in layer_rows),
         "layers": layer_rows, "tensors": tensors,
-        "test_vectors": {"inputs": f"{VECTORS}/inputs.npy", "expected": f"{VECTORS}/expected.npy",
+        "test_vectors": {"inputs": tv_inputs, "expected": tv_expected,
                          "count": len(vectors.inputs), "random": vectors.random, "seed": vectors.seed,
                          "files": [Path(f).name for f in vectors.files]},
         "sample": {"index": sample, "source": f"input file {Path(vectors.files[0]).name}" if vectors.files

@@ -23,12 +23,29 @@ def check_target(out: Path, marker: str) -> None:
                        "refusing to overwrite it")
 
 
+STALE_KINDS = ("tmp", "hls", "old")  # .OUT.hls-* came from exports that built hls/ in a folder of its own
+
+
+def remove_stale(out: Path) -> None:
+    """Hidden siblings `.OUT.tmp-*`, `.OUT.hls-*`, `.OUT.old-*` that an export of OUT killed
+    mid-way left behind (a finished export removes its own)."""
+    for kind in STALE_KINDS:
+        for p in out.parent.glob(f".{glob_escape(out.name)}.{kind}-*"):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 @contextmanager
 def atomic_folder(out: Path, marker: str) -> Iterator[Path]:
     """Yield a temporary folder beside `out`; on success it replaces `out`, on error it is removed."""
     out = Path(out)
     check_target(out, marker)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp

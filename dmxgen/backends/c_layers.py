@@ -1,9 +1,12 @@
 """Per-op resolution for the C backend: which kernel, which constants, which pointers.
 
-One function per op kind reads the op's integer attrs (set by a frontend or
-a pass) and returns a Layer: the kernel to call, its parameter struct as
-typed fields, the const arrays of headers/<layer>.h and the pointer
-arguments into the arena or the caller's buffers. Templates print it.
+One method per op kind, registered against the kind with `@c_resolver`, reads
+the op's integer attrs (set by a frontend or a pass) and fills a Layer: the
+kernel to call, its parameter struct as typed fields, the const arrays of
+headers/<layer>.h and the pointer arguments into the arena or the caller's
+buffers. Templates print it. The registration also names the kernel templates
+the method may ask for (their order in kernels.h follows it: c_render.py) and
+the scratch bytes the kernel needs.
 """
 from __future__ import annotations
 
@@ -12,18 +15,43 @@ from typing import Callable
 
 import numpy as np
 
+from ..codecs.policy import EXPORT, Choice, PolicyError, StoragePolicy, assign
 from ..errors import DmxError
 from ..graph import Graph, Op
+from ..ops import Registry
 from ..plan import Plan
 from . import c_shapes
 from .c_names import c_comment
 from .c_params import Array, F32, F64, Field, Sym, fields
-from .c_weights import LayerWeights, choose_weights
 
 INT32 = (-(2**31), 2**31 - 1)
-# Op kinds with a C kernel; each has a Resolver method of the same name.
-KINDS = ("conv2d", "fully_connected", "depthwise_conv2d", "add", "mul", "avg_pool2d", "max_pool2d", "pad",
-         "mean", "reduce_max", "softmax", "quantize", "dequantize", "lut", "concat", "reshape")
+# kind -> the Resolver method that prints it, with its kernel templates and scratch.
+C_RESOLVERS = Registry("c", "C kernel")
+INLINE, OUT_OF_LINE = True, False  # static inline in kernels.h, or out of line in kernels.c
+MATVECS = ("matvec_dense", "matvec_csr", "matvec_dcsr")  # helper kernels (c_render.HELPERS)
+
+
+def c_resolver(kind: str, kernels: dict[str, bool], calls: tuple[str, ...] = (),
+               scratch: Callable[[Graph, Op], int] | None = None) -> Callable:
+    """Register a Resolver method for `kind`.
+
+    kernels: the templates (templates/c/kernels/<name>.c.j2) this kind owns, each INLINE or
+    OUT_OF_LINE; calls: the helper templates its kernels call; scratch(graph, op): the bytes
+    of arena the kernel works in while it runs.
+    """
+    return C_RESOLVERS.register(kind, kernels=kernels, calls=calls, scratch=scratch)
+
+
+def _im2col_bytes(graph: Graph, op: Op) -> int:
+    """One output pixel's receptive field, unless the 1x1 convolution reads its input in place."""
+    if is_direct(graph, op):
+        return 0
+    _, kh, kw, cin = graph.tensors[op.inputs[1]].shape
+    return kh * kw * cin
+
+
+def _mean_sums_bytes(graph: Graph, op: Op) -> int:
+    return 4 * graph.tensors[op.outputs[0]].size  # one int32 sum per output value
 
 
 @dataclass
@@ -79,8 +107,13 @@ class Layer:
 
 @dataclass
 class Options:
-    fmt: str = "auto"
-    min_sparsity: float = 0.5
+    fmt: str = EXPORT.fmt
+    min_sparsity: float = EXPORT.min_sparsity
+
+    @property
+    def storage(self) -> StoragePolicy:
+        """The weight storage policy these options ask for (codecs/policy.py; C packs INT4)."""
+        return StoragePolicy(self.fmt, self.min_sparsity)
 
 
 class Resolver:
@@ -88,6 +121,10 @@ class Resolver:
 
     def __init__(self, graph: Graph, plan: Plan, options: Options):
         self.g, self.plan, self.opt = graph, plan, options
+        try:
+            self.storage = assign(graph, options.storage)  # every weight tensor's format, decided once
+        except PolicyError as e:
+            raise DmxError(str(e)) from None
 
     # -- pointers -----------------------------------------------------------
     def ref(self, layer: Layer, name: str, role: str = "in") -> Ref:
@@ -102,7 +139,7 @@ class Resolver:
         storage = self.plan.storage(name)
         if storage == "arena":
             return Ref("arena", offset=self.plan.offset(name), ctype=ctype)
-        return Ref(storage, ctype=ctype)
+        return Ref(storage, symbol=name, ctype=ctype)  # c.py turns the tensor into its dmx_model_run parameter
 
     def scratch_ref(self, index: int, ctype: str = "int8_t") -> Ref:
         off = self.plan.scratch_offset(index)
@@ -133,7 +170,7 @@ class Resolver:
             raise DmxError(f"layer {layer.name!r} ({layer.kind}): {what} does not fit int32")
         return v.astype(np.int32)
 
-    def matvec(self, layer: Layer, op: Op, lw: LayerWeights) -> list[Field]:
+    def matvec(self, layer: Layer, op: Op, lw: Choice) -> list[Field]:
         """The weight struct of a matrix-vector kernel, with the input offset folded into the bias."""
         rows, cols = lw.matrix.shape
         folded = self.bias(op, rows) + op.attrs["input_offset"] * lw.matrix.astype(np.int64).sum(axis=1)
@@ -153,18 +190,21 @@ class Resolver:
         return fields(rows=rows, cols=cols, **{k: arr[k] for k in (
             "values", "delta_indices", "bitmaps", "bitmasks", "group_minimums", "row_offsets", "nnze")}, bias=bias)
 
-    def weights(self, layer: Layer, op: Op) -> LayerWeights:
+    def weights(self, layer: Layer, op: Op) -> Choice:
         w = self.g.weights(op).data
-        lw = choose_weights(op.name, op.kind, w, self.opt.fmt, self.opt.min_sparsity)
+        lw = self.storage[op.name]
         layer.info.update(format=lw.fmt, format_reason=lw.reason, sparsity=round(float(lw.sparsity), 6),
                           weight_shape=list(w.shape), matrix=list(lw.matrix.shape),
                           dense_weight_bytes=int(lw.matrix.size))
+        if lw.candidates:
+            layer.info["format_bytes"] = lw.candidates
         return lw
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.g.tensors[name].shape
 
     # -- one method per op kind -----------------------------------------------
+    @c_resolver("conv2d", {"conv2d": INLINE}, calls=("im2col",) + MATVECS, scratch=_im2col_bytes)
     def conv2d(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         n, in_h, in_w, in_c = self.shape(op.inputs[0])
@@ -182,6 +222,7 @@ class Resolver:
                               w=self.matvec(layer, op, lw), rq=self.requant(layer, op))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op), self.scratch_ref(i)]
 
+    @c_resolver("fully_connected", {"fully_connected": INLINE}, calls=MATVECS)
     def fully_connected(self, layer: Layer, op: Op, i: int) -> None:
         lw = self.weights(layer, op)
         layer.kernel = f"dmx_fully_connected_{lw.fmt}_s8"
@@ -190,6 +231,7 @@ class Resolver:
         layer.fields = fields(batches=op.attrs["batches"], w=self.matvec(layer, op, lw), rq=self.requant(layer, op))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
+    @c_resolver("depthwise_conv2d", {"depthwise_conv2d": INLINE})
     def depthwise_conv2d(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         n, in_h, in_w, in_c = self.shape(op.inputs[0])
@@ -222,6 +264,7 @@ class Resolver:
                       self.out_ref(layer, op)]
         return Field("shape", "struct", fields(n=n, a_stride=a, b_stride=b))
 
+    @c_resolver("add", {"add": INLINE})
     def add(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         shape = self._binary(layer, op)
@@ -232,6 +275,7 @@ class Resolver:
             in2_shift=at["input2_shift"], out_mult=at["output_multiplier"], out_shift=at["output_shift"],
             out_offset=at["output_offset"], act_min=at["act_min"], act_max=at["act_max"])
 
+    @c_resolver("mul", {"mul": INLINE})
     def mul(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         shape = self._binary(layer, op)
@@ -253,12 +297,15 @@ class Resolver:
                               act_min=at["act_min"], act_max=at["act_max"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
+    @c_resolver("avg_pool2d", {"avg_pool2d": INLINE})
     def avg_pool2d(self, layer: Layer, op: Op, i: int) -> None:
         self._pool(layer, op)
 
+    @c_resolver("max_pool2d", {"max_pool2d": INLINE})
     def max_pool2d(self, layer: Layer, op: Op, i: int) -> None:
         self._pool(layer, op)
 
+    @c_resolver("pad", {"pad": INLINE})
     def pad(self, layer: Layer, op: Op, i: int) -> None:
         shape = self.shape(op.inputs[0])
         if len(shape) > c_shapes.RANK:
@@ -278,10 +325,9 @@ class Resolver:
         layer.templates = [(op.kind, None)]
         return Field("shape", "struct", fields(n=n, a_stride=o, b_stride=[0] * c_shapes.RANK))
 
+    @c_resolver("mean", {"mean": OUT_OF_LINE}, scratch=_mean_sums_bytes)
     def mean(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
-        if at.get("mode") != "int8":
-            raise DmxError(f"layer {op.name!r} (mean): only int8 MEAN has a C kernel")
         shape = self._reduction(layer, op)
         layer.kernel, layer.struct_type = "dmx_mean_s8", "dmx_mean_t"
         layer.fields = [shape] + fields(out_size=c_shapes.size(self.shape(op.outputs[0])), count=at["count"],
@@ -290,43 +336,58 @@ class Resolver:
                                         out_offset=at["output_offset"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op), self.scratch_ref(i, "int32_t")]
 
+    @c_resolver("reduce_max", {"reduce_max": OUT_OF_LINE})
     def reduce_max(self, layer: Layer, op: Op, i: int) -> None:
         shape = self._reduction(layer, op)
         layer.kernel, layer.struct_type = "dmx_reduce_max_s8", "dmx_reduce_max_t"
         layer.fields = [shape] + fields(out_size=c_shapes.size(self.shape(op.outputs[0])))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
-    def softmax(self, layer: Layer, op: Op, i: int) -> None:
-        at = op.attrs
+    def _rows(self, op: Op) -> tuple[int, int]:
+        """(rows, depth) of a last-axis op."""
         shape = self.shape(op.inputs[0])
         depth = shape[-1] if shape else 1
-        rows = c_shapes.size(shape) // depth
-        if at["algorithm"] == "gemmlowp":
-            layer.kernel, layer.struct_type = "dmx_softmax_gemmlowp_s8", "dmx_softmax_gemmlowp_t"
-            layer.templates = [("softmax_gemmlowp", None)]
-            layer.fields = fields(rows=rows, depth=depth, input_multiplier=at["input_multiplier"],
-                                  input_left_shift=at["input_left_shift"], diff_min=at["diff_min"])
-        else:
-            layer.kernel, layer.struct_type = "dmx_softmax_s8", "dmx_softmax_t"
-            layer.templates = [("softmax", None)]
-            table = layer.array("table", np.asarray(at["table"], dtype=np.float32), "params", "expf table")
-            layer.fields = fields(rows=rows, depth=depth, table=table, out_scale=F32(at["output_scale"]))
+        return c_shapes.size(shape) // depth, depth
+
+    @c_resolver("softmax", {"softmax": OUT_OF_LINE})
+    def softmax(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        rows, depth = self._rows(op)
+        layer.kernel, layer.struct_type = "dmx_softmax_s8", "dmx_softmax_t"
+        layer.templates = [("softmax", None)]
+        table = layer.array("table", np.asarray(at["table"], dtype=np.float32), "params", "expf table")
+        layer.fields = fields(rows=rows, depth=depth, table=table, out_scale=F32(at["output_scale"]))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
+    @c_resolver("softmax_gemmlowp", {"softmax_gemmlowp": OUT_OF_LINE})
+    def softmax_gemmlowp(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        rows, depth = self._rows(op)
+        layer.kernel, layer.struct_type = "dmx_softmax_gemmlowp_s8", "dmx_softmax_gemmlowp_t"
+        layer.templates = [("softmax_gemmlowp", None)]
+        layer.fields = fields(rows=rows, depth=depth, input_multiplier=at["input_multiplier"],
+                              input_left_shift=at["input_left_shift"], diff_min=at["diff_min"])
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    @c_resolver("quantize", {"quantize_f32": OUT_OF_LINE})
     def quantize(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
-        size = c_shapes.size(self.shape(op.outputs[0]))
-        if at["mode"] == "float":
-            layer.kernel, layer.struct_type = "dmx_quantize_f32_s8", "dmx_quantize_f32_t"
-            layer.templates = [("quantize_f32", None)]
-            layer.fields = fields(size=size, scale=F32(at["scale"]), zero_point=at["zero_point"])
-        else:
-            layer.kernel, layer.struct_type = "dmx_requantize_s8", "dmx_requantize_t"
-            layer.templates = [("requantize", None)]
-            layer.fields = fields(size=size, in_offset=at["input_offset"], mult=at["multiplier"],
-                                  shift=at["shift"], out_offset=at["output_offset"])
+        layer.kernel, layer.struct_type = "dmx_quantize_f32_s8", "dmx_quantize_f32_t"
+        layer.templates = [("quantize_f32", None)]
+        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), scale=F32(at["scale"]),
+                              zero_point=at["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
+    @c_resolver("requantize", {"requantize": INLINE})
+    def requantize(self, layer: Layer, op: Op, i: int) -> None:
+        at = op.attrs
+        layer.kernel, layer.struct_type = "dmx_requantize_s8", "dmx_requantize_t"
+        layer.templates = [("requantize", None)]
+        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), in_offset=at["input_offset"],
+                              mult=at["multiplier"], shift=at["shift"], out_offset=at["output_offset"])
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    @c_resolver("dequantize", {"dequantize": OUT_OF_LINE})
     def dequantize(self, layer: Layer, op: Op, i: int) -> None:
         layer.kernel, layer.struct_type = "dmx_dequantize_s8_f32", "dmx_dequantize_t"
         layer.templates = [("dequantize", None)]
@@ -334,12 +395,14 @@ class Resolver:
                               zero_point=op.attrs["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
+    @c_resolver("lut", {"lut": INLINE})
     def lut(self, layer: Layer, op: Op, i: int) -> None:
         layer.kernel, layer.struct_type, layer.templates = "dmx_lut_s8", "dmx_lut_t", [("lut", None)]
         layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])),
                               table=layer.array("table", np.asarray(op.attrs["table"], dtype=np.int8)))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
+    @c_resolver("concat", {"concat": INLINE})
     def concat(self, layer: Layer, op: Op, i: int) -> None:
         axis = op.attrs["axis"] % len(self.shape(op.outputs[0]))
         inner = [c_shapes.size(self.shape(n)[axis:]) for n in op.inputs]
@@ -349,6 +412,7 @@ class Resolver:
         items = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(op.inputs)]
         layer.args = [Ref("list", items=items), self.out_ref(layer, op)]
 
+    @c_resolver("reshape", {"copy": INLINE})
     def reshape(self, layer: Layer, op: Op, i: int) -> None:
         if i in self.plan.copies:
             layer.kernel, layer.templates = "dmx_copy", [("copy", None)]
@@ -365,11 +429,9 @@ class Resolver:
         return layer.out
 
     def resolve(self, index: int, op: Op, ident: str) -> Layer:
-        if op.kind not in KINDS:
-            raise DmxError(f"layer {op.name!r}: op {op.kind} has no C kernel")
-        handler: Callable = getattr(self, op.kind)
+        resolve_kind = C_RESOLVERS.lookup(op.kind, f"layer {op.name!r}").fn
         layer = Layer(index, op.name, ident, op.kind)
-        handler(layer, op, index)
+        resolve_kind(self, layer, op, index)
         ins = [n for n in op.inputs if n and not self.g.tensors[n].is_const]
         layer.comment = c_comment(f"{op.name}: {op.kind} " + ", ".join(
             str(list(self.shape(n))) for n in ins) + f" -> {list(self.shape(op.outputs[0]))}"
@@ -402,11 +464,7 @@ def is_direct(graph: Graph, op: Op) -> bool:
 
 
 def scratch_bytes(graph: Graph, op: Op) -> int:
-    """Working memory a layer's kernel needs while it runs (planned in the arena)."""
-    if op.kind == "conv2d" and not is_direct(graph, op):
-        _, kh, kw, cin = graph.tensors[op.inputs[1]].shape
-        return kh * kw * cin
-    if op.kind == "mean":
-        return 4 * graph.tensors[op.outputs[0]].size
-    return 0
+    """Working memory a layer's kernel needs while it runs (planned in the arena), as registered."""
+    entry = C_RESOLVERS.entries.get(op.kind)  # a kind without a C kernel fails when it is resolved
+    return entry.scratch(graph, op) if entry is not None and entry.scratch is not None else 0
 

@@ -15,15 +15,27 @@ import numpy as np
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c"
 PER_LINE = 24
 
-# Kernel templates in dependency order; the value says whether the kernel is
-# static inline in kernels.h (True) or out of line in kernels.c (False).
-KERNEL_ORDER: dict[str, bool] = {
-    "common": True, "im2col": True, "matvec_dense": True, "matvec_csr": True, "matvec_dcsr": True,
-    "conv2d": True, "fully_connected": True, "depthwise_conv2d": True, "add": True, "mul": True,
-    "avg_pool2d": True, "max_pool2d": True, "pad": True, "requantize": True, "lut": True, "concat": True, "copy": True,
-    "mean": False, "reduce_max": False, "softmax": False, "softmax_gemmlowp": False,
-    "quantize_f32": False, "dequantize": False,
-}
+# Helper kernels other kernels call, printed first, in dependency order (all static inline).
+HELPERS = ("common", "im2col", "matvec_dense", "matvec_csr", "matvec_dcsr")
+
+
+def kernel_order() -> dict[str, bool]:
+    """Kernel template -> static inline in kernels.h (True) or out of line in kernels.c (False).
+
+    The order kernels.h prints them in: the helpers, then each C resolver's own kernels in
+    the order the resolvers are registered (c_layers.py), the inline ones before the others.
+    Op kernels call only helpers, so any order of them compiles; this one keeps kernels.h
+    byte-identical to the hand-written list it replaced (tests/ops/test_support.py).
+    """
+    from .c_layers import C_RESOLVERS
+
+    owned = [(name, inline) for kind in C_RESOLVERS for name, inline in C_RESOLVERS.entries[kind].kernels.items()]
+    ordered = [(name, True) for name in HELPERS] + sorted(owned, key=lambda item: not item[1])  # stable
+    order: dict[str, bool] = {}
+    for name, inline in ordered:
+        if order.setdefault(name, inline) != inline:
+            raise ValueError(f"kernel template {name!r} is registered both inline and out of line")
+    return order
 
 
 @dataclass(frozen=True)
@@ -74,8 +86,9 @@ def render(template: str, **context) -> str:
 def kernels_for(needed: set[tuple[str, str | None]]) -> list[Kernel]:
     """The kernels to print, in dependency order, each with its MVE variant if one exists."""
     names = {n for n, _ in needed} | {"common"}
+    order = kernel_order()
     out = []
-    for name, inline in KERNEL_ORDER.items():
+    for name, inline in order.items():
         if name not in names:
             continue
         fmts = sorted({f for n, f in needed if n == name and f is not None}) or [None]
@@ -83,7 +96,7 @@ def kernels_for(needed: set[tuple[str, str | None]]) -> list[Kernel]:
         for fmt in fmts:
             out.append(Kernel(name, fmt, inline, f"kernels/{name}.c.j2",
                               mve if (TEMPLATES / mve).exists() else None))
-    unknown = names - set(KERNEL_ORDER)
+    unknown = names - set(order)
     if unknown:
         raise KeyError(f"no kernel template for {sorted(unknown)}")
     return out

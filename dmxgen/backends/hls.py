@@ -16,9 +16,10 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from ..codecs.policy import FORMATS as WEIGHT_FORMATS
+from ..codecs.policy import HLS as HLS_STORAGE
 from ..errors import DmxError
 from ..graph import Graph
-from .hls_ops import WEIGHT_FORMATS
 from .hls_plan import INTERFACES, Plan, Port, array_wiring, build_plan, stream_wiring
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
@@ -26,10 +27,10 @@ TOP = "dmx_top"
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = "dense", interface: str = "array",
+def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.fmt, interface: str = "array",
               sample_inputs: list[np.ndarray], expected_outputs: list[np.ndarray],
               part: str = "xcu250-figd2104-2L-e", clock_ns: float = 5.0, reuse_factor: int = 1,
-              min_sparsity: float = 0.0) -> dict:
+              min_sparsity: float = HLS_STORAGE.min_sparsity) -> dict:
     """Write out_dir/hls/ for `graph` and return its manifest (per-layer formats and bytes).
 
     sample_inputs / expected_outputs hold one entry per test vector: an array

@@ -16,7 +16,10 @@ HARNESS = Path(__file__).resolve().parents[2] / "hls"
 
 def run_csim(out_dir: Path, *, tool: str = "gcc", opt: str = "-O2", sanitize: bool = False,
              timeout: float = 900, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """`make -C hls csim MODEL=out_dir`; returns the finished process (returncode 0 = bit-exact PASS)."""
+    """`make -C hls csim MODEL=out_dir`; returns the finished process (returncode 0 = bit-exact PASS).
+
+    A testbench killed by a signal leaves "csim crashed: signal N (...)" in stderr (hls/run_tb.sh).
+    """
     if shutil.which("make") is None:
         raise DmxError("HLS csim needs `make` on PATH")
     if not (HARNESS / "Makefile").is_file():

@@ -1,9 +1,10 @@
 """Per-op template values for the HLS layer headers (templates/hls/layers/<kind>.h.j2).
 
-Each builder turns one integer-graph op into plain numbers and ROM arrays; the
-templates print them. Weight formats are chosen as for the C target
-(`c_weights.choose_weights`), so the HLS kernels read exactly the arrays of
-docs/formats.md that the C kernels read.
+Each builder, registered against its op kind with `@hls_builder`, turns one
+integer-graph op into plain numbers and ROM arrays; templates/hls/layers/<kind>.h.j2
+prints them. Weight formats come from the storage policy the C
+target uses (`codecs.policy.assign`), so the HLS kernels read exactly the
+arrays of docs/formats.md that the C kernels read.
 """
 from __future__ import annotations
 
@@ -12,12 +13,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..codecs.policy import Choice
 from ..errors import DmxError
 from ..graph import Graph, Op
-from .c_weights import choose_weights
+from ..ops import Registry
 
-WEIGHT_FORMATS = ("dense", "csr", "dcsr", "auto")
 MAX_RANK = 4
+# kind -> its builder; `alias=True`: the op moves no data (its output names its input).
+HLS_BUILDERS = Registry("hls", "HLS kernel")
+
+
+def hls_builder(kind: str, alias: bool = False) -> Callable:
+    """Register `builder(OpContext) -> dict` (the layer template's values) for `kind`."""
+    return HLS_BUILDERS.register(kind, alias=alias)
 
 
 @dataclass
@@ -42,9 +50,9 @@ def rom(name: str, values: Any, dtype: str, length: int | None = None) -> CArray
 class OpContext:
     """What a builder needs: the graph, the op, and the backend options."""
 
-    def __init__(self, graph: Graph, op: Op, weight_format: str, reuse_factor: int, min_sparsity: float = 0.0):
+    def __init__(self, graph: Graph, op: Op, storage: Choice | None, reuse_factor: int):
         self.graph, self.op = graph, op
-        self.weight_format, self.reuse_factor, self.min_sparsity = weight_format, reuse_factor, min_sparsity
+        self.storage, self.reuse_factor = storage, reuse_factor  # storage: the op's weights, from codecs.policy
 
     def shape(self, index: int) -> tuple[int, ...]:
         return self.graph.tensors[self.op.inputs[index]].shape
@@ -84,9 +92,8 @@ def _rounding(c: OpContext) -> str:
 
 
 def encode_weights(c: OpContext) -> dict:
-    """The weight matrix in the requested format, chosen by the rules the C backend uses (c_weights)."""
-    w = c.graph.weights(c.op)
-    chosen = choose_weights(c.op.name, c.op.kind, w.data, c.weight_format, c.min_sparsity)
+    """The weight matrix in the format the storage policy chose (codecs/policy.py, as for the C target)."""
+    chosen = c.storage
     enc = chosen.enc
     rows, cols = enc.shape
     out = {"format": enc.format, "rows": rows, "cols": cols, "nbytes": int(enc.nbytes), "reason": chosen.reason,
@@ -126,12 +133,14 @@ def _conv_geometry(c: OpContext) -> dict:
             "output_offset": int(at["output_offset"])}
 
 
+@hls_builder("conv2d")
 def conv2d(c: OpContext) -> dict:
     geo = _conv_geometry(c)
     return {**geo, **_activation(c), **_requant_arrays(c, geo["out_c"]), "rounding": _rounding(c),
             "weights": encode_weights(c)}
 
 
+@hls_builder("depthwise_conv2d")
 def depthwise_conv2d(c: OpContext) -> dict:
     geo = _conv_geometry(c)
     weights = encode_weights(c)  # always dense: the kernel walks taps x channels
@@ -140,6 +149,7 @@ def depthwise_conv2d(c: OpContext) -> dict:
             "depth_multiplier": int(c.op.attrs.get("depth_multiplier", 1))}
 
 
+@hls_builder("fully_connected")
 def fully_connected(c: OpContext) -> dict:
     rows, cols = c.graph.weights(c.op).shape
     at = c.op.attrs
@@ -181,15 +191,19 @@ def _binary(c: OpContext, keys: tuple[str, ...]) -> dict:
     return {**ctx, **_activation(c)}
 
 
+@hls_builder("add")
 def add(c: OpContext) -> dict:
     return _binary(c, ("input1_offset", "input2_offset", "output_offset", "left_shift", "input1_multiplier",
                        "input1_shift", "input2_multiplier", "input2_shift", "output_multiplier", "output_shift"))
 
 
+@hls_builder("mul")
 def mul(c: OpContext) -> dict:
     return _binary(c, ("input1_offset", "input2_offset", "output_offset", "output_multiplier", "output_shift"))
 
 
+@hls_builder("avg_pool2d")
+@hls_builder("max_pool2d")
 def pool(c: OpContext) -> dict:
     n, in_h, in_w, ch = c.shape(0)
     _, out_h, out_w, _ = c.out_shape
@@ -199,29 +213,37 @@ def pool(c: OpContext) -> dict:
             "stride_w": at["stride"][1], "pad_top": at["pad"][0], "pad_left": at["pad"][1], **_activation(c)}
 
 
-def softmax(c: OpContext) -> dict:
+def _rows(c: OpContext) -> dict:
     shape = c.shape(0)
     depth = shape[-1] if shape else 1
-    at = c.op.attrs
-    ctx = {"rows": int(np.prod(shape)) // depth, "depth": depth, "algorithm": at["algorithm"]}
-    if at["algorithm"] == "float_table":
-        ctx.update(table=[float(v) for v in np.asarray(at["table"], dtype=np.float32)],
-                   output_scale=float(np.float32(at["output_scale"])))
-    elif at["algorithm"] == "gemmlowp":
-        ctx.update({k: int(at[k]) for k in ("input_multiplier", "input_left_shift", "diff_min")})
-    else:
-        raise c.fail(f"softmax algorithm {at['algorithm']!r} has no HLS kernel (float_table, gemmlowp)")
-    return ctx
+    return {"rows": int(np.prod(shape)) // depth, "depth": depth}
 
 
-def quantize(c: OpContext) -> dict:
+@hls_builder("softmax")
+def softmax(c: OpContext) -> dict:
     at = c.op.attrs
-    if at["mode"] != "requantize":
-        raise c.fail("float32 -> int8 QUANTIZE is only supported on a graph input (done by the host)")
+    return {**_rows(c), "table": [float(v) for v in np.asarray(at["table"], dtype=np.float32)],
+            "output_scale": float(np.float32(at["output_scale"]))}
+
+
+@hls_builder("softmax_gemmlowp")
+def softmax_gemmlowp(c: OpContext) -> dict:
+    return {**_rows(c), **{k: int(c.op.attrs[k]) for k in ("input_multiplier", "input_left_shift", "diff_min")}}
+
+
+@hls_builder("requantize")
+def requantize(c: OpContext) -> dict:
+    at = c.op.attrs
     return {"size": c.graph.tensors[c.op.outputs[0]].size,
             **{k: int(at[k]) for k in ("input_offset", "output_offset", "multiplier", "shift")}}
 
 
+@hls_builder("reshape", alias=True)
+def reshape(c: OpContext) -> dict:
+    return {}  # never a layer: hls_plan.py makes its output another name for its input
+
+
+@hls_builder("pad")
 def pad(c: OpContext) -> dict:
     pads = [(0, 0)] * (MAX_RANK - len(c.shape(0))) + [tuple(p) for p in c.op.attrs["paddings"]]
     value = c.op.attrs["value"]
@@ -244,21 +266,15 @@ def _reduction(c: OpContext) -> dict:
     return {"dims": list(dims), "out_strides": strides, "out_size": c.graph.tensors[c.op.outputs[0]].size}
 
 
+@hls_builder("reduce_max")
 def reduce_max(c: OpContext) -> dict:
     return _reduction(c)
 
 
+@hls_builder("mean")
 def mean(c: OpContext) -> dict:
     at = c.op.attrs
-    if at.get("mode") != "int8":
-        raise c.fail("float MEAN is not supported inside the integer graph")
     return {**_reduction(c), "count": int(at["count"]), "input_offset": int(at["input_offset"]),
             "output_offset": int(at["output_offset"]), "multiplier": int(at["mean_multiplier"]),
             "shift": int(at["mean_shift"])}
 
-
-BUILDERS: dict[str, Callable[[OpContext], dict]] = {
-    "conv2d": conv2d, "depthwise_conv2d": depthwise_conv2d, "fully_connected": fully_connected,
-    "add": add, "mul": mul, "avg_pool2d": pool, "max_pool2d": pool, "softmax": softmax,
-    "quantize": quantize, "pad": pad, "reduce_max": reduce_max, "mean": mean,
-}

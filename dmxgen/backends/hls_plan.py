@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ..codecs import policy
 from ..errors import DmxError
 from ..graph import Graph, Op
-from .hls_ops import BUILDERS, OpContext
+from .hls_ops import HLS_BUILDERS, OpContext
 
 INTERFACES = ("array", "stream")
 
@@ -89,7 +90,7 @@ def _host_op(graph: Graph, name: str, is_input: bool) -> Op | None:
                            "(float32 only through a QUANTIZE / DEQUANTIZE the host runs)")
     if is_input:
         users = graph.consumers(name)
-        if len(users) == 1 and users[0].kind == "quantize" and users[0].attrs.get("mode") == "float":
+        if len(users) == 1 and users[0].kind == "quantize":  # float32 -> int8
             return users[0]
         raise _fail(graph, f"float32 input {name!r} must feed exactly one QUANTIZE (the host quantizes it); "
                            f"it feeds {', '.join(repr(u.name) for u in users) or 'nothing'}")
@@ -117,9 +118,18 @@ def _edges(graph: Graph) -> tuple[list[Port], list[Port], set[str]]:
     return ports[0], ports[1], host_ops
 
 
-def build_plan(graph: Graph, weight_format: str, reuse_factor: int, min_sparsity: float = 0.0) -> Plan:
-    """Edges, aliases and one Layer per remaining op, in graph order."""
+def build_plan(graph: Graph, weight_format: str, reuse_factor: int,
+               min_sparsity: float = policy.HLS.min_sparsity) -> Plan:
+    """Edges, aliases and one Layer per remaining op, in graph order.
+
+    Weight formats come from the one storage policy (codecs/policy.py) with the
+    HLS target's storage: int8 values, INT4 layers included.
+    """
     inputs, outputs, host_ops = _edges(graph)
+    try:
+        storage = policy.assign(graph, replace(policy.HLS, fmt=weight_format, min_sparsity=min_sparsity))
+    except policy.PolicyError as e:
+        raise _fail(graph, str(e)) from None
     alias: dict[str, str] = {}
 
     def canon(name: str) -> str:
@@ -132,19 +142,21 @@ def build_plan(graph: Graph, weight_format: str, reuse_factor: int, min_sparsity
     for op in graph.ops:
         if op.name in host_ops:
             continue
-        if op.kind == "reshape":
+        registered = HLS_BUILDERS.entries.get(op.kind)
+        if registered is not None and registered.alias:
             alias[op.outputs[0]] = op.inputs[0]
             continue
         for name in [n for n in op.inputs if n and not graph.tensors[n].is_const] + op.outputs[:1]:
             if graph.tensors[name].dtype != "int8":
                 raise _fail(graph, f"layer {op.name!r} ({op.kind}) works on the {graph.tensors[name].dtype} tensor "
                                    f"{name!r}; inside the top function every activation must be int8")
-        if op.kind not in BUILDERS:
-            raise _fail(graph, f"layer {op.name!r}: op {op.kind} has no HLS kernel")
-        ctx = BUILDERS[op.kind](OpContext(graph, op, weight_format, reuse_factor, min_sparsity))
-        acts = [n for n in op.inputs[:2] if n and not graph.tensors[n].is_const]
-        if op.kind not in ("add", "mul"):
-            acts = acts[:1]
+        try:
+            builder = HLS_BUILDERS.lookup(op.kind, f"layer {op.name!r}")
+        except DmxError as e:
+            raise _fail(graph, str(e)) from None
+        ctx = builder.fn(OpContext(graph, op, storage.get(op.name), reuse_factor))
+        # run() takes the inputs the spec says are activations; constant ones are ROMs of the layer
+        acts = [n for n in (op.inputs[k] for k in op.spec.activation_inputs(op)) if n and not graph.tensors[n].is_const]
         shapes = ", ".join(str(list(graph.tensors[n].shape)) for n in op.inputs if n and not graph.tensors[n].is_const)
         out = graph.tensors[op.outputs[0]]
         layers.append(Layer(c_ident(op.name, taken), op, [canon(n) for n in acts], op.outputs[0], ctx,

@@ -4,9 +4,9 @@
 together with a small harness (templates/c/host_main.c.j2) in a temporary
 build directory; one process runs every input and dumps each layer's output
 through the DMX_LAYER_OUTPUT hook, so a mismatch names the first layer that
-differs. Expected values come from the reference run on the source model
-recorded in manifest.json when it is still there (same sha256), else from
-the test vectors stored in the folder at export time.
+differs. The caller (dmxgen/targets.py) passes the expected values: the
+pipeline re-run on the source model when it is still there, else the test
+vectors stored in the folder at export time (`stored_expected`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import DmxError
 from ..verify import diff
-from . import c_render, c_vectors
+from . import c_render
+from .c import load_vectors, manifest_io
 
 CC = os.environ.get("DMX_HOST_CC", "gcc")
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffp-contract=off"]
@@ -58,11 +59,24 @@ def _first_error(log: str) -> str:
     return log.strip().splitlines()[0] if log.strip() else "no output"
 
 
+def harness_io(manifest: dict) -> tuple[list[dict], list[dict]]:
+    """The C types and size macros of the model's inputs and outputs, as model.h names them."""
+    single = "input" in manifest
+    sides = []
+    for role in ("input", "output"):
+        infos = manifest_io(manifest, role)
+        sides.append([{"type": f"dmx_{role}_t" if single else f"dmx_{role}{k}_t",
+                       "size": f"DMX_{role.upper()}_SIZE" if single else f"DMX_{role.upper()}{k}_SIZE"}
+                      for k, _ in enumerate(infos)])
+    return sides[0], sides[1]
+
+
 def build(folder: Path, workdir: Path, *, sanitize: bool = True, hooks: bool = True, opt: str = "-O2",
           extra: tuple[str, ...] = ()) -> Path:
     """Compile folder/*.c with the harness into workdir/prog; raise HostBuildError on failure."""
     folder, workdir = Path(folder).resolve(), Path(workdir)
-    (workdir / "host_main.c").write_text(c_render.render("host_main.c.j2"))
+    ins, outs = harness_io(read_manifest(folder))
+    (workdir / "host_main.c").write_text(c_render.render("host_main.c.j2", ins=ins, outs=outs))
     cmd = [CC, *WARNINGS, opt, *(SANITIZE if sanitize else []), *extra, "-I", str(folder)]
     if hooks:
         (workdir / "host_hooks.h").write_text(c_render.render("host_hooks.h.j2"))
@@ -77,24 +91,37 @@ def build(folder: Path, workdir: Path, *, sanitize: bool = True, hooks: bool = T
 
 @dataclass
 class HostRun:
-    outputs: np.ndarray  # [n, output size]
+    outputs: list[list[np.ndarray]]  # per input vector: one flat array per model output
     layers: list[dict[int, bytes]]  # per input: layer index -> output bytes
 
 
-def run(exe: Path, inputs: np.ndarray, in_dtype: str, out_dtype: str, out_size: int, workdir: Path,
+def _vector_bytes(vectors: list[list[np.ndarray]], inputs: list[dict]) -> bytes:
+    """Input vectors as the harness reads them: each model input's raw values, in graph order."""
+    return b"".join(np.ascontiguousarray(a, dtype=io["dtype"]).reshape(-1).tobytes()
+                    for one in vectors for a, io in zip(one, inputs))
+
+
+def run(exe: Path, vectors: list[list[np.ndarray]], inputs: list[dict], outputs: list[dict], workdir: Path,
         dump: bool = True, label: str = "") -> HostRun:
-    """Run every input through the harness in one process; `label` names the folder in errors."""
+    """Run every vector (one array per model input) through the harness in one process;
+    `inputs`/`outputs` are the manifest's entries; `label` names the folder in errors."""
     workdir = Path(workdir)
     inputs_path, outputs_path, layers_path = workdir / "in.bin", workdir / "out.bin", workdir / "layers.bin"
-    np.ascontiguousarray(inputs, dtype=in_dtype).tofile(inputs_path)
+    inputs_path.write_bytes(_vector_bytes(vectors, inputs))
     cmd = [str(exe), str(inputs_path), str(outputs_path)] + ([str(layers_path)] if dump else [])
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **RUN_ENV}, timeout=600)
     if r.returncode != 0:
         raise HostBuildError(f"{label or exe}: generated code failed at run time "
                              f"(exit {r.returncode}): {_first_error(r.stderr)}", r.stderr)
-    n = len(inputs)
-    outputs = np.fromfile(outputs_path, dtype=out_dtype).reshape(n, out_size)
-    return HostRun(outputs, _read_dumps(layers_path, n) if dump else [])
+    raw, pos, got = outputs_path.read_bytes(), 0, []
+    for _ in vectors:
+        one = []
+        for io in outputs:
+            a = np.frombuffer(raw, dtype=io["dtype"], count=io["size"], offset=pos)
+            pos += a.nbytes
+            one.append(a)
+        got.append(one)
+    return HostRun(got, _read_dumps(layers_path, len(vectors)) if dump else [])
 
 
 def _read_dumps(path: Path, n: int) -> list[dict[int, bytes]]:
@@ -112,10 +139,10 @@ def _read_dumps(path: Path, n: int) -> list[dict[int, bytes]]:
     return per_input[:n]
 
 
-def time_inference(exe: Path, one_input: np.ndarray, in_dtype: str, repeat: int, workdir: Path) -> float:
+def time_inference(exe: Path, vector: list[np.ndarray], inputs: list[dict], repeat: int, workdir: Path) -> float:
     """Seconds per dmx_model_run on the host (harness built without hooks or sanitizers)."""
     path = Path(workdir) / "time_in.bin"
-    np.ascontiguousarray(one_input, dtype=in_dtype).tofile(path)
+    path.write_bytes(_vector_bytes([vector], inputs))
     r = subprocess.run([str(exe), "--time", str(repeat), str(path)], capture_output=True, text=True, check=True)
     return float(r.stdout.strip())
 
@@ -124,36 +151,16 @@ def time_inference(exe: Path, one_input: np.ndarray, in_dtype: str, repeat: int,
 
 @dataclass
 class Expected:
-    inputs: np.ndarray
-    outputs: np.ndarray
+    inputs: list[list[np.ndarray]]  # per vector: one array per model input
+    outputs: list[list[np.ndarray]]  # per vector: one array per model output
     layers: list[dict[int, np.ndarray]] | None  # per input, from the lowered graph's reference
     layer_ops: list[tuple[str, str]]  # (name, kind) per layer
     source: str  # "model" or "stored"
 
 
-def _from_model(folder: Path, m: dict, n_inputs: int, seed: int, input_files) -> Expected | None:
-    from ..frontends import load
-    from ..passes import lower
-    from .c import model_key, sha256
-
-    if not m["source"]["path"]:
-        return None
-    src = Path(m["source"]["path"])
-    if not src.is_file() or sha256(src) != m["source"]["sha256"]:
-        return None
-    graph = load(src, semantics=m["semantics"]) if src.suffix == ".tflite" else load(src)
-    lowered = lower(graph)
-    if len(lowered.ops) != len(m["layers"]):
-        return None
-    v = c_vectors.compute(graph, lowered, n_inputs, seed, input_files, key=model_key(src, m["semantics"]))
-    return Expected(np.stack(v.inputs), np.stack([o.reshape(-1) for o in v.outputs]), v.layers,
-                    [(op.name, op.kind) for op in lowered.ops], "model")
-
-
-def _from_store(folder: Path, m: dict, n_inputs: int, seed: int, input_files) -> Expected:
+def stored_expected(folder: Path, m: dict, n_inputs: int, seed: int, input_files, why: str) -> Expected:
+    """The test vectors the export stored, when the source model cannot be re-run (`why`)."""
     tv = m["test_vectors"]
-    why = (f"the source model {m['source']['path']} is missing or changed since the export" if m["source"]["path"]
-           else "the export names no source model file")
     if input_files:
         raise DmxError(f"{folder}: cannot run --input files: {why}")
     if seed != tv["seed"] or n_inputs > tv["random"]:
@@ -161,27 +168,25 @@ def _from_store(folder: Path, m: dict, n_inputs: int, seed: int, input_files) ->
                        f"{tv['seed']}; run with --seed {tv['seed']} --inputs {tv['random']} or less")
     if n_inputs == 0:
         raise DmxError("no inputs to run: give --inputs N")
-    inputs = np.load(folder / tv["inputs"], allow_pickle=False)[:n_inputs]
-    expected = np.load(folder / tv["expected"], allow_pickle=False)[:n_inputs]
-    return Expected(inputs, expected.reshape(n_inputs, -1), None,
-                    [(r["name"], r["op"]) for r in m["layers"]], "stored")
+    inputs = load_vectors(folder, tv["inputs"], manifest_io(m, "input"), n_inputs)
+    expected = load_vectors(folder, tv["expected"], manifest_io(m, "output"), n_inputs)
+    return Expected(inputs, expected, None, [(r["name"], r["op"]) for r in m["layers"]], "stored")
 
 
-def verify_folder(path: Path, n_inputs: int = 8, seed: int = 0, input_files=(), opt: str = "-O2",
-                  extra: tuple[str, ...] = ()) -> dict:
-    """Build the folder with sanitizers, run it and compare with the reference (verify_model's shape).
-
-    `opt` and `extra` (compiler flags) let tests trade optimisation for build time."""
-    folder = Path(path)
-    m = read_manifest(folder)
-    exp = _from_model(folder, m, n_inputs, seed, input_files) or _from_store(folder, m, n_inputs, seed, input_files)
-    inp, outp = m["input"], m["output"]
+def check_folder(folder: Path, m: dict, exp: Expected, opt: str = "-O2", extra: tuple[str, ...] = ()) -> dict:
+    """Build the folder with sanitizers, run `exp.inputs` and compare with `exp` (verify_model's shape)."""
+    folder = Path(folder)
+    ins, outs = manifest_io(m, "input"), manifest_io(m, "output")
     with tempfile.TemporaryDirectory(prefix="dmx-host-") as tmp:
         exe = build(folder, Path(tmp), opt=opt, extra=extra)
-        got = run(exe, exp.inputs.reshape(len(exp.inputs), -1), inp["dtype"], outp["dtype"], outp["size"],
-                  Path(tmp), dump=exp.layers is not None, label=str(folder))
-    m_abs, mism = diff(got.outputs, exp.outputs)
-    outputs = [{"name": outp["name"], "max_abs_diff": _num(m_abs), "mismatches": mism, "values": int(exp.outputs.size)}]
+        got = run(exe, exp.inputs, ins, outs, Path(tmp), dump=exp.layers is not None, label=str(folder))
+    outputs = []
+    for k, io in enumerate(outs):
+        want = np.concatenate([np.asarray(v[k]).reshape(-1) for v in exp.outputs])
+        have = np.concatenate([v[k] for v in got.outputs])
+        m_abs, mism = diff(have, want)
+        outputs.append({"name": io["name"], "max_abs_diff": _num(m_abs), "mismatches": mism,
+                        "values": int(want.size)})
     layers = []
     if exp.layers is not None:
         for i, (name, kind) in enumerate(exp.layer_ops):
@@ -192,9 +197,10 @@ def verify_folder(path: Path, n_inputs: int = 8, seed: int = 0, input_files=(), 
                 a, k = diff(g, w)
                 worst, count = max(worst, a), count + k
             layers.append({"name": name, "op": kind, "max_abs_diff": _num(worst), "mismatches": count})
+    worst = max(float(o["max_abs_diff"]) for o in outputs)
     return {"model": str(folder), "golden": "reference", "inputs": int(len(exp.inputs)),
-            "bit_exact": mism == 0, "max_abs_diff": _num(m_abs), "outputs": outputs, "layers": layers,
-            "expected_from": exp.source, "source_model": m["source"]["path"]}
+            "bit_exact": all(o["mismatches"] == 0 for o in outputs), "max_abs_diff": _num(worst),
+            "outputs": outputs, "layers": layers, "expected_from": exp.source, "source_model": m["source"]["path"]}
 
 
 def _num(x: float):

@@ -2,7 +2,8 @@
 
 Each format module has `encode(matrix) -> Encoded` and `decode(Encoded)`;
 decoders read only the arrays, as a C kernel would, so a round trip checks
-exactly what gets emitted. This package imports numpy only.
+exactly what gets emitted; `policy.py` decides which format each weight
+tensor of a graph is stored in. This package imports numpy only.
 """
 from __future__ import annotations
 

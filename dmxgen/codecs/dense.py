@@ -1,6 +1,7 @@
 """Dense int8 storage: the baseline every sparse format has to beat.
 
-R*C bytes, row-major (docs/formats.md, "dense").
+R*C bytes, row-major (docs/formats.md, "dense"). INT4 layers are stored two
+weights a byte by the C backend; `stored_nbytes` gives that size too.
 """
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ def encode(w: np.ndarray) -> Encoded:
     values = np.ascontiguousarray(w).reshape(-1).copy()
     return Encoded(NAME, (int(w.shape[0]), int(w.shape[1])), {"values": values}, int(values.size),
                    {"nnz": int(np.count_nonzero(values))})
+
+
+def stored_nbytes(shape: tuple[int, int], weight_bits: int = 8) -> int:
+    """Bytes of a dense [rows, cols] matrix: one a weight, or INT4 two a byte with each row
+    starting on a byte (the C backend's packing, docs/exported-folder.md "INT4 weights")."""
+    rows, cols = (int(x) for x in shape)
+    if weight_bits == 8:
+        return rows * cols
+    if weight_bits == 4:
+        return rows * ((cols + 1) // 2)
+    raise CodecError(f"{NAME}: no storage for {weight_bits}-bit weights (8 or 4)")
 
 
 def decode(enc: Encoded) -> np.ndarray:

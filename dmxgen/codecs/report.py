@@ -1,19 +1,20 @@
 """Per-tensor format sizes for `dmxgen inspect MODEL --formats`.
 
-Besides the sizes of all four formats and the format `auto` would choose, it
-reproduces the dCSR paper's own figure: the total over the tensors its
-compressor selects (see `selected`).
+Besides the sizes of all four formats and the format the storage policy
+chooses (codecs/policy.py: what `dmxgen export --format auto` stores, INT4
+packing and encodings kept from `dmxgen compress` included), it reproduces
+the dCSR paper's own figure: the total over the tensors its compressor
+selects (see `selected`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import FORMATS, encode
-from .auto import pick
+from . import FORMATS, encode, policy
 from .view import as_matrix, op_name
 
 PAPER_MIN_ZEROS = (7, 10)  # at least 70% zeros, compared exactly as integers
@@ -44,12 +45,14 @@ def selected(op_kind: str, weight: np.ndarray) -> bool:
     return size > 0 and den * zeros >= num * size
 
 
-def tensor_row(layer: str, op_kind: str, weight: np.ndarray) -> dict[str, Any]:
-    """Sizes of one weight tensor in every format, and the chosen one."""
+def tensor_row(layer: str, op_kind: str, weight: np.ndarray, choice: policy.Choice | None = None) -> dict[str, Any]:
+    """Sizes of one weight tensor in every format (int8 values), and the policy's choice:
+    `choice` when given, else `auto` for an int8 tensor."""
     matrix = as_matrix(op_kind, weight)
     encs = {name: encode(name, matrix) for name in FORMATS}
     nbytes = {name: e.nbytes for name, e in encs.items()}
-    chosen = pick(op_kind, nbytes)
+    if choice is None:
+        choice = policy.choose(policy.EXPORT, layer, op_kind, weight)
     return {
         "layer": layer,
         "op": op_name(op_kind),
@@ -59,8 +62,8 @@ def tensor_row(layer: str, op_kind: str, weight: np.ndarray) -> dict[str, Any]:
         **nbytes,
         "csr_paper": encs["csr"].meta["nbytes_paper"],
         "dcsr_inserted": encs["dcsr"].meta["inserted_zeros"],
-        "chosen": chosen,
-        "chosen_bytes": nbytes[chosen],
+        "chosen": choice.fmt,
+        "chosen_bytes": choice.nbytes,
         "selected": selected(op_kind, weight),
     }
 
@@ -75,9 +78,12 @@ def totals(rows: list[dict[str, Any]], only_selected: bool = False) -> dict[str,
     return out
 
 
-def format_table(layers: Iterable[tuple[str, str, np.ndarray]]) -> FormatsReport:
-    """Build the report for `(layer_name, op_kind, weight)` triples."""
-    rows = [tensor_row(name, kind, w) for name, kind, w in layers]
+def format_table(layers: Iterable[tuple[str, str, np.ndarray]],
+                 chosen: Mapping[str, policy.Choice] | None = None) -> FormatsReport:
+    """Build the report for `(layer_name, op_kind, weight)` triples; `chosen` is
+    `policy.assign`'s answer for the graph they come from."""
+    chosen = chosen or {}
+    rows = [tensor_row(name, kind, w, chosen.get(name)) for name, kind, w in layers]
     return FormatsReport(rows, totals(rows), totals(rows, only_selected=True))
 
 

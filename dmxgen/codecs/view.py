@@ -9,7 +9,9 @@ import numpy as np
 
 from ._base import CodecError
 
-# Which formats have a kernel for each op (dense is always available).
+# Which formats have a kernel for each op with a weights input (dense is always available): each
+# spec's `weight_formats` (dmxgen/ops/<kind>.py). Codecs import nothing of dmxgen, so the table is
+# repeated here and tests/ops/test_support.py holds it equal to the specs.
 SPARSE_KERNELS: dict[str, tuple[str, ...]] = {
     "fully_connected": ("dense", "csr", "dcsr"),
     "conv2d": ("dense", "csr", "dcsr"),

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from .. import firmware
+from .. import corstone300, firmware
 from ..errors import DmxError
+from ..report.records import save_bench
 from .common import echo_json, table
 
 
@@ -17,12 +18,15 @@ from .common import echo_json, table
               help="m55: the firmware harness on QEMU's mps3-an547 (Corstone-300) with -icount.")
 @click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 10),
               help="Runs to make; every run must give the same per-layer counts.")
+@click.option("--arena", type=click.Choice(corstone300.ARENA_CHOICES), default="auto", show_default=True,
+              help="Memory for the model's arena, as `make sim ARENA=`: auto takes DTCM when it fits, "
+                   "else ISRAM, else DDR (docs/firmware.md).")
 @click.option("--build-dir", type=click.Path(file_okay=False), default=None,
               help="Where to build (default OUT/build-cortex-m55).")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(1, 36000),
               help="Seconds one run may take.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def command(out, target, runs, build_dir, timeout, as_json):
+def command(out, target, runs, arena, build_dir, timeout, as_json):
     """Build OUT (a folder written by `dmxgen export`) into firmware, run it
     RUNS times and print the instructions each layer takes.
 
@@ -31,7 +35,7 @@ def command(out, target, runs, build_dir, timeout, as_json):
     otherwise, 2 on bad input or missing tools.
     """
     model_dir = firmware.check_model_dir(out)
-    results = [firmware.run(model_dir, build_dir=build_dir, timeout=timeout) for _ in range(runs)]
+    results = [firmware.run(model_dir, build_dir=build_dir, arena=arena, timeout=timeout) for _ in range(runs)]
     first = results[0]
     info = _manifest_layers(model_dir)
     total = first.total_instructions or 0
@@ -40,9 +44,11 @@ def command(out, target, runs, build_dir, timeout, as_json):
              "percent": 100.0 * c.instructions / total if total else 0.0} for c in first.layers]
     repeatable = all(r.counts() == first.counts() and r.total_ticks == first.total_ticks for r in results)
     ok = all(r.passed for r in results) and repeatable
-    report = {"model": str(out), "target": target, "runs": runs, "passed": first.passed, "verdict": first.verdict,
+    report = {"model": str(out), "target": target, "arena": arena, "arena_region": first.arena_region,
+              "weights_region": first.weights_region, "runs": runs, "passed": first.passed, "verdict": first.verdict,
               "repeatable": repeatable, "total_instructions": total, "total_ticks": first.total_ticks,
               "layers": rows}
+    save_bench(model_dir, report, size=firmware.size(model_dir, build_dir=build_dir, arena=arena, timeout=timeout))
     if as_json:
         echo_json(report)
     else:
@@ -66,7 +72,8 @@ def _manifest_layers(model_dir: Path) -> dict[int, dict[str, str]]:
 
 def _print(report: dict, first: firmware.FirmwareRun) -> None:
     runs = f"{report['runs']} run" + ("s" if report["runs"] > 1 else "")
-    click.echo(f"{report['model']}: Cortex-M55 (QEMU mps3-an547, -icount), {runs}")
+    click.echo(f"{report['model']}: Cortex-M55 (QEMU mps3-an547, -icount), {runs}; arena in "
+               f"{report['arena_region']} (--arena {report['arena']}), weights in {report['weights_region']}")
     body = [[r["index"], r["name"], r["op"], r["format"], f"{r['instructions']:,}", f"{r['percent']:.1f}%"]
             for r in report["layers"]]
     body.append(["", "total", "", "", f"{report['total_instructions']:,}", "100.0%"])

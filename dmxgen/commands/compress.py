@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..codecs import policy as storage
 from ..errors import DmxError
 from .common import table
 
@@ -14,17 +15,19 @@ from .common import table
 @click.command("compress")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .tflite file to write.")
-@click.option("--format", "fmt", type=click.Choice(["dcsr", "csr", "rle"]), default="dcsr", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["dcsr", "csr", "rle"]), default=storage.COMPRESS.fmt,
+              show_default=True)
 @click.option("--select", type=click.Choice(["paper", "sparse"]), default="paper", show_default=True,
               help="paper: FULLY_CONNECTED and 1x1 CONV_2D with >= 70% zeros (the dCSR paper's rule); "
                    "sparse: any CONV_2D/FULLY_CONNECTED with at least --min-sparsity zeros.")
-@click.option("--min-sparsity", default=0.7, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--min-sparsity", default=storage.COMPRESS.min_sparsity, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--strip-dense", is_flag=True,
               help="Empty the original dense buffers: a smaller file that only dmxgen can run.")
 def command(model, output, fmt, select, min_sparsity, strip_dense):
     """Encode the selected weight tensors of MODEL and store the arrays as
     metadata buffers of OUTPUT. Ordinary TFLite parsers still open OUTPUT;
-    `dmxgen inspect` and `dmxgen export` read the encoded weights back."""
+    `dmxgen inspect` and `dmxgen export` read the encoded weights back, and
+    `dmxgen export --format auto` keeps them (codecs/policy.py)."""
     from ..frontends.tflite import load_tflite
     from ..frontends.tflite_packed import pack
 

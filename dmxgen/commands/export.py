@@ -1,17 +1,14 @@
 """`dmxgen export`: a model -> a self-contained C folder (docs/exported-folder.md)."""
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
+from ..codecs import policy as storage
 from ..errors import DmxError
-from .common import TRUST_PICKLE_HELP, echo_json, load_model, table
-
-TARGETS = ("c", "hls")
+from ..targets import TARGETS
+from .common import TRUST_PICKLE_HELP, echo_json, table
 
 
 def parse_targets(values: tuple[str, ...]) -> list[str]:
@@ -27,16 +24,19 @@ def parse_targets(values: tuple[str, ...]) -> list[str]:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Output folder (created; a previous export there is replaced).")
-@click.option("--format", "fmt", type=click.Choice(["dense", "csr", "dcsr", "auto"]), default="auto",
+@click.option("--format", "fmt", type=click.Choice(list(storage.FORMATS)), default=storage.EXPORT.fmt,
               show_default=True, help="Weight storage: csr/dcsr apply to fully connected and conv layers with "
-              "enough zeros (see --min-sparsity); auto takes the smallest format per layer.")
-@click.option("--min-sparsity", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              "enough zeros (see --min-sparsity); auto takes the smallest format per layer, or keeps the one "
+              "`dmxgen compress` stored in the file.")
+@click.option("--min-sparsity", default=storage.EXPORT.min_sparsity, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
               help="With --format csr/dcsr, layers with fewer zeros than this stay dense.")
 @click.option("--semantics", type=click.Choice(["tflite", "tflm"]), default="tflite", show_default=True,
               help="tflite: TFLite's reference kernels (float-table softmax, single-rounding FC); "
                    "tflm: TFLite Micro's integer-only arithmetic (docs/goldens.md).")
 @click.option("--input", "input_files", multiple=True, type=click.Path(dir_okay=False),
-              help="A .npy of inputs: its first one becomes input.h; all are stored as test vectors.")
+              help="A .npy of inputs (a .npz with one array per input name for several inputs): its first "
+                   "one becomes input.h; all are stored as test vectors.")
 @click.option("--vectors", default=8, show_default=True, type=click.IntRange(0, 1000),
               help="Random test vectors stored for `dmxgen verify OUT`.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random test vectors.")
@@ -58,33 +58,14 @@ def command(model, out, fmt, min_sparsity, semantics, input_files, vectors, seed
     expected.h, manifest.json and test vectors. Build-check it with `dmxgen verify OUT`;
     run it on an emulated Cortex-M55 with `make -C firmware sim MODEL=OUT`.
     With --target hls, OUT/hls/ holds the HLS C++ (`make -C hls csim MODEL=OUT`)."""
-    from ..backends.c import export
-    from ..backends.c_files import atomic_folder
+    from ..targets import export
 
     chosen = parse_targets(targets)
-    graph = load_model(model, semantics=semantics, trust_pickle=trust_pickle)
     out = Path(out)
-    hls_tmp = None
-    try:
-        if "hls" in chosen:  # written first, beside OUT, so a failure leaves OUT untouched
-            hls_tmp, hls_manifest = _write_hls(graph, out, fmt, min_sparsity, input_files, max(vectors, 1), seed,
-                                               hls_interface, part, clock_ns, reuse_factor)
-        if "c" in chosen:
-            manifest = export(graph, out, source=model, fmt=fmt, semantics=semantics, min_sparsity=min_sparsity,
-                              input_files=tuple(input_files), n_vectors=vectors, seed=seed)
-        else:
-            manifest = {"targets": ["hls"], "source": {"path": str(Path(model).resolve())}, "semantics": semantics}
-            with atomic_folder(out, "manifest.json") as tmp:
-                (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if hls_tmp is not None:
-            shutil.rmtree(out / "hls", ignore_errors=True)
-            (hls_tmp / "hls").rename(out / "hls")
-            manifest["hls"] = hls_manifest
-            if "c" in chosen:
-                (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    finally:
-        if hls_tmp is not None:
-            shutil.rmtree(hls_tmp, ignore_errors=True)
+    manifest = export(model, out, targets=chosen, fmt=fmt, semantics=semantics, min_sparsity=min_sparsity,
+                      input_files=tuple(input_files), n_vectors=vectors, seed=seed, trust_pickle=trust_pickle,
+                      hls={"interface": hls_interface, "part": part, "clock_ns": clock_ns,
+                           "reuse_factor": reuse_factor})
     if "c" not in chosen:
         if as_json:
             echo_json(manifest)
@@ -94,6 +75,7 @@ def command(model, out, fmt, min_sparsity, semantics, input_files, vectors, seed
         return
     if as_json:
         echo_json(manifest)
+        _echo_fit_notes(manifest)
         return
     rows = [[r["index"], r["c_name"], r["op"], r.get("format", "-"),
              f"{r['weight_bytes']:,}" if r["weight_bytes"] else "-",
@@ -104,22 +86,12 @@ def command(model, out, fmt, min_sparsity, semantics, input_files, vectors, seed
                f"(dense {manifest['dense_weight_bytes']:,} B); peak activation RAM "
                f"{manifest['peak_activation_ram']:,} B = arena {manifest['arena_size']:,} B "
                f"+ input {io.get('input', 0):,} B + output {io.get('output', 0):,} B (the caller's buffers)")
+    _echo_fit_notes(manifest)
 
 
-def _write_hls(graph, out: Path, fmt, min_sparsity, input_files, n_vectors, seed, interface, part, clock_ns,
-               reuse_factor):
-    """OUT/hls/ rendered into a temporary sibling folder; returns (that folder, the HLS manifest)."""
-    from ..backends import c_vectors
-    from ..backends.hls import write_hls
+def _echo_fit_notes(manifest: dict) -> None:
+    """On stderr (stdout may be JSON): the Corstone-300 memories the model outgrows, as `make sim` will place it."""
+    from ..corstone300 import manifest_notes
 
-    vectors = c_vectors.compute(graph, graph, n_vectors, seed, tuple(input_files))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.hls-", dir=out.parent))
-    try:
-        manifest = write_hls(graph, tmp, weight_format=fmt, interface=interface, sample_inputs=vectors.inputs,
-                             expected_outputs=vectors.outputs, part=part, clock_ns=clock_ns,
-                             reuse_factor=reuse_factor, min_sparsity=min_sparsity)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return tmp, manifest
+    for note in manifest_notes(manifest):
+        click.echo(note, err=True)

@@ -1,4 +1,4 @@
-"""`dmxgen inspect`: what is in a model, layer by layer."""
+"""`dmxgen inspect`: what is in a model, layer by layer (or, with --support, what dmxgen supports)."""
 from __future__ import annotations
 
 import click
@@ -8,14 +8,23 @@ from .common import TRUST_PICKLE_HELP, echo_json, load_model, table
 
 
 @click.command("inspect")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--formats", is_flag=True,
-              help="Add, per weight tensor, its size as dense / CSR / dCSR / RLE and the format `auto` picks.")
+              help="Add, per weight tensor, its size as dense / CSR / dCSR / RLE and the format "
+                   "`dmxgen export --format auto` stores it in.")
 @click.option("--trust-pickle", is_flag=True, help=TRUST_PICKLE_HELP)
-def command(model, as_json, formats, trust_pickle):
+@click.option("--support", is_flag=True,
+              help="Print which targets implement each op kind (reference, C, C + MVE, HLS, the TFLite "
+                   "operators and PyTorch layers that map to it) instead of inspecting a model.")
+def command(model, as_json, formats, trust_pickle, support):
     """Per-layer table of MODEL (.tflite or .pt): op, shapes, dtypes,
     quantization, weight count, sparsity (fraction of zeros) and bytes."""
+    if support:
+        _support(as_json)
+        return
+    if model is None:
+        raise click.UsageError("missing argument MODEL (or pass --support)")
     graph = load_model(model, trust_pickle=trust_pickle)
     rows = layer_rows(graph)
     result = {"model": model, "inputs": _io(graph, graph.inputs), "outputs": _io(graph, graph.outputs),
@@ -23,10 +32,16 @@ def command(model, as_json, formats, trust_pickle):
     if formats:
         from dataclasses import asdict
 
-        from ..codecs import report
+        from ..codecs import policy, report
+        from ..errors import DmxError
 
+        try:
+            chosen = policy.assign(graph, policy.EXPORT)  # the export's own choice, INT4 packing included
+        except policy.PolicyError as e:
+            raise DmxError(str(e)) from None
         fmt = report.format_table(
-            [(op.name, op.kind, graph.weights(op).data) for op in graph.ops if graph.weights(op) is not None])
+            [(op.name, op.kind, graph.weights(op).data) for op in graph.ops if graph.weights(op) is not None],
+            chosen)
         result["formats"] = asdict(fmt)
     if as_json:
         echo_json(result)
@@ -47,6 +62,15 @@ def command(model, as_json, formats, trust_pickle):
     if formats:
         click.echo("")
         click.echo(report.render_table(fmt))
+
+
+def _support(as_json: bool) -> None:
+    from .. import support
+
+    if as_json:
+        echo_json({"ops": support.matrix()})
+        return
+    click.echo(support.markdown(), nl=False)
 
 
 def _io(graph, names):

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from ..errors import DmxError
-from .common import echo_json, load_model, random_inputs, read_input_file, table
+from ..vectors import random_inputs, read_input_file
+from .common import TRUST_PICKLE_HELP, echo_json, load_model, table
 
 
 @click.command("verify")
@@ -15,12 +16,17 @@ from .common import echo_json, load_model, random_inputs, read_input_file, table
               help="Number of random inputs.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--input", "input_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Also run the inputs in this .npy file (int8, or float to be quantized). Repeatable.")
+              help="Also run the inputs in this .npy file (int8, or float to be quantized), or a .npz with one "
+                   "array per model input name. Repeatable.")
 @click.option("--golden", type=click.Choice(["tflite", "tflm"]), default="tflite", show_default=True,
               help="tflite: LiteRT with TFLite's reference kernels; tflm: TFLite Micro's interpreter "
                    "(the reference then follows TFLM's arithmetic, see docs/goldens.md).")
+@click.option("--trust-pickle", is_flag=True,
+              help="For a folder exported from a pickled checkpoint: re-load it to compute the expected values "
+                   "(any --inputs, --seed, --input; per-layer diffs). Without it, its stored test vectors are used. "
+                   + TRUST_PICKLE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def command(target, n_inputs, seed, input_files, golden, as_json):
+def command(target, n_inputs, seed, input_files, golden, trust_pickle, as_json):
     """Run TARGET on random (and given) inputs and compare to the bit.
 
     TARGET is a .tflite model (reference vs TFLite interpreter) or a folder
@@ -30,9 +36,10 @@ def command(target, n_inputs, seed, input_files, golden, as_json):
     """
     path = Path(target)
     if path.is_dir():
-        from ..backends.host import verify_folder
+        from ..targets import verify_folder
 
-        result = verify_folder(path, n_inputs=n_inputs, seed=seed, input_files=input_files)
+        result = verify_folder(path, n_inputs=n_inputs, seed=seed, input_files=input_files,
+                               trust_pickle=trust_pickle)
     else:
         if not path.exists():
             raise DmxError(f"{path}: no such file")

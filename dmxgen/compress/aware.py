@@ -8,12 +8,17 @@ aware(); it only makes the settings visible on the user's own modules.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from torch import nn
 
 PATCHED = ("Linear", "Conv1d", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "ReLU6", "Hardtanh", "GELU",
            "SiLU", "Tanh", "Sigmoid", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
            "AdaptiveAvgPool2d")
 _ORIGINAL: dict[str, type] = {name: getattr(nn, name) for name in PATCHED}
+# The torch.nn classes as they were, whatever aware() did since: dmxgen's own isinstance checks use these,
+# because `nn.Linear` read while aware() is on is the aware subclass, which plain layers are not.
+torch_nn = SimpleNamespace(**_ORIGINAL)
 
 
 def _aware_class(base: type) -> type:
@@ -51,3 +56,8 @@ def aware(enable: bool = True) -> _Undo:
 
 def is_aware(module: nn.Module) -> bool:
     return getattr(type(module), "_dmx_aware", False)
+
+
+def torch_class(module: nn.Module) -> type:
+    """The module's torch.nn class: an aware layer's base, any other module's own type."""
+    return type(module).__mro__[1] if is_aware(module) else type(module)

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import DmxError
 from .config import LayerConfig, LayerInfo, Rule, resolve
+from .exportable import check_exportable
 from .formats import NumFormat, activation_format, weight_format
 from .functions import FUNCTIONS
 from .layers import QuantAvgPool, QuantBinary, QuantCat, QuantLUT, QuantWeighted
@@ -224,6 +225,7 @@ def build_compressed(net: nn.Module, rules: list[Rule], source: str = "config"):
     kinds = classify(gm, leaves)
     b = Builder(gm, kinds)
     b.fuse()
+    check_exportable(gm, kinds.kind, b.layer_name, f"{type(net).__name__} (torch)")
     b.catalogue()
     cfgs = resolve(rules, b.layers, b.aliases, source)
     return b.build(cfgs), cfgs, b.layers

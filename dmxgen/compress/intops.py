@@ -6,18 +6,19 @@ rounding whenever the first rounding lands on a half: with a right shift of
 3 bits that is one value in sixteen. The layers therefore compute their
 forward values with these integer routines (the same arithmetic as
 graph/fixedpoint.py, which tests hold equal) and keep float values only for
-the gradient. The constants come from here for both the layers and the
-exporter, so the two cannot drift apart.
+the gradient. The constants come from graph/quant_params.py, through here, for
+both the layers and the exporter, so the two cannot drift apart, nor from the
+TFLite frontend's.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..graph.fixedpoint import quantize_multiplier, quantize_multiplier_array, round_half_away
+# The constants both frontends derive from scales (MUL in double, as TFLite Micro does) are graph/quant_params.py's.
+from ..graph.quant_params import (  # noqa: F401 - re-exported for the layers and the exporter
+    ADD_LEFT_SHIFT, activation_name, add_params, clamp_range, conv_multipliers, mul_params, requant_params)
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-ADD_LEFT_SHIFT = 20
 
 
 def _wrap32(x: torch.Tensor) -> torch.Tensor:
@@ -50,47 +51,10 @@ def mbqm(x: torch.Tensor, multiplier, shift) -> torch.Tensor:
     return rounding_divide_by_pot(srdhm(shifted, multiplier), right)
 
 
-def conv_multipliers(s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (multiplier, shift): real = s_in * s_w / s_out from float32 scales, in double."""
-    reals = [float(np.float32(s_in)) * float(np.float32(s)) / float(np.float32(s_out)) for s in np.ravel(w_scales)]
-    return quantize_multiplier_array(np.array(reals, dtype=np.float64))
-
-
-def add_params(sa: float, sb: float, so: float) -> dict:
-    """TFLite's int8 ADD constants (left shift 20, each input rescaled to twice the larger scale)."""
-    sa, sb, so = (float(np.float32(v)) for v in (sa, sb, so))
-    twice_max = 2 * max(sa, sb)
-    m1, s1 = quantize_multiplier(sa / twice_max)
-    m2, s2 = quantize_multiplier(sb / twice_max)
-    mo, sho = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * so))
-    return {"left_shift": ADD_LEFT_SHIFT, "input1_multiplier": m1, "input1_shift": s1,
-            "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": sho}
-
-
-def mul_params(sa: float, sb: float, so: float) -> dict:
-    sa, sb, so = (float(np.float32(v)) for v in (sa, sb, so))
-    mo, sho = quantize_multiplier(sa * sb / so)
-    return {"output_multiplier": mo, "output_shift": sho}
-
-
-def requant_params(s_in: float, s_out: float) -> tuple[int, int]:
-    return quantize_multiplier(float(np.float32(s_in)) / float(np.float32(s_out)))
-
-
 def clamp_codes(clamp, scale: float, zp: int, qmin: int, qmax: int) -> tuple[str, int, int]:
-    """(activation name, act_min, act_max): the clamp's bounds on the output grid.
-
-    As TFLite's CalculateActivationRangeQuantized: f / scale in float32, rounded half away.
-    """
-    def q(f: float) -> int:
-        return zp + round_half_away(float(np.float32(f) / np.float32(scale)))
-
+    """(activation name, act_min, act_max): the clamp's bounds on the output grid (graph/quant_params.py)."""
     lo, hi = clamp
-    amin = qmin if lo is None else max(qmin, q(lo))
-    amax = qmax if hi is None else min(qmax, q(hi))
-    name = {(None, None): "NONE", (0.0, None): "RELU", (0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}.get(
-        tuple(clamp), "CLAMP")
-    return name, amin, amax
+    return (activation_name(lo, hi), *clamp_range(lo, hi, scale, zp, qmin, qmax))
 
 
 def add_codes(qa: torch.Tensor, qb: torch.Tensor, za: int, zb: int, zo: int, p: dict) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .aware import torch_nn
 from .formats import NumFormat
 from .intops import add_codes, add_params, clamp_codes, conv_multipliers, mbqm, mul_codes, mul_params, requant_params
 from .quant import ActQuant, fake_quant_weight, quantize_bias, round_half_away, ste
@@ -103,7 +104,7 @@ class QuantWeighted(_HasInputs):
             w_codes, b_codes, consts = self.frozen
             return self.out_quant.dequantize(self.integer_forward(self.in_quant.codes(x), w_codes, b_codes, consts))
         w_hat, w_codes, w_scales, b_hat, b_codes = self.quantized()
-        y = apply_clamp(self._apply(x, w_hat, b_hat), self.clamp)
+        y = apply_clamp(self._compute(x, w_hat, b_hat), self.clamp)
         if b_codes is None or not self._ready(self.out_quant):
             return self.out_quant(y)
         with torch.no_grad():
@@ -119,7 +120,7 @@ class QuantWeighted(_HasInputs):
             _, w_codes, w_scales, _, b_codes = self.quantized()
             self.frozen = (w_codes, b_codes, self.requant_consts(w_scales))
 
-    def _apply(self, x, w, b):
+    def _compute(self, x, w, b):
         return self.layer._conv_forward(x, w, b) if self.is_conv else F.linear(x, w, b)
 
     def requant_consts(self, w_scales: torch.Tensor):
@@ -128,7 +129,7 @@ class QuantWeighted(_HasInputs):
         s_out, zp_out = self.out_quant.qparams()
         cout = self.layer.weight.shape[0]
         mult, shift = conv_multipliers(s_in, w_scales.detach().expand(cout).numpy(), s_out)
-        shape = (1, cout, 1) if isinstance(self.layer, nn.Conv1d) else (1, cout, 1, 1) if self.is_conv else (cout,)
+        shape = (1, cout, 1) if isinstance(self.layer, torch_nn.Conv1d) else (1, cout, 1, 1) if self.is_conv else (cout,)
         fmt = self.out_quant.fmt
         _, amin, amax = clamp_codes(self.clamp, s_out, zp_out, fmt.qmin, fmt.qmax)
         return (torch.from_numpy(mult.astype(np.int64)).reshape(shape),
@@ -140,7 +141,7 @@ class QuantWeighted(_HasInputs):
         _, zp_in = self.in_quant.qparams()
         _, zp_out = self.out_quant.qparams()
         # float64 sums of integers below 2**53 are exact
-        acc = self._apply((codes_in - zp_in).to(torch.float64), w_codes.to(torch.float64), b_codes.to(torch.float64))
+        acc = self._compute((codes_in - zp_in).to(torch.float64), w_codes.to(torch.float64), b_codes.to(torch.float64))
         q = mbqm(torch.round(acc).to(torch.int64), mult, shift) + zp_out
         return torch.clamp(q, amin, amax)
 
@@ -218,7 +219,9 @@ class QuantLUT(_Elementwise):
             return self.out_quant.codes(self.fn(grid)).to(torch.int64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.fn(x)
+        # a copy: an inplace activation (Hardswish(inplace=True), x.relu_()) would overwrite the values the
+        # table is then looked up on, applying the function twice
+        y = self.fn(x.clone())
         if not self._ready(self.in_quant, self.out_quant):
             return self.out_quant(y)
         codes = self.in_quant.codes(x).to(torch.int64) + 128
@@ -264,7 +267,7 @@ class QuantAvgPool(_Elementwise):
     spec: dict = {}  # normalized pooling parameters (trace.pool_spec), for the exporter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.fn(x)
+        y = self.fn(x)  # pooling has no inplace variant, so x still holds the input below
         if not self._ready(self.in_quant):
             return y
         s, zp = self.in_quant.qparams()

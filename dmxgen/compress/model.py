@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +20,26 @@ from torch import nn
 from ..errors import DmxError
 from .config import LayerConfig, LayerInfo, load_config
 from .layers import QuantWeighted
+from .layout import layout_of_rank, to_graph_order
 from .quant import ActQuant
+
+
+GraphBuilder = Callable[["Model", torch.Tensor], object]
+_graph_builder: list[GraphBuilder] = []  # filled by frontends/torch_graph.py when it is imported
+
+
+def set_graph_builder(build: GraphBuilder) -> None:
+    """The torch frontend registers its Model -> Graph function here. compress may not import the
+    frontends (DESIGN.md: the frontend turns a compressed Model into a Graph, not the other way round),
+    so the Model reaches it through this slot; dmxgen.api imports the frontend, which fills it."""
+    _graph_builder[:] = [build]
+
+
+def _build_graph(model: "Model", example: torch.Tensor):
+    if not _graph_builder:
+        raise DmxError("the torch frontend is not loaded: import dmxgen.api (or dmxgen.frontends.torch_graph) "
+                       "to build the integer graph of a Model")
+    return _graph_builder[0](model, example)
 
 
 class Model(nn.Module):
@@ -43,11 +63,16 @@ class Model(nn.Module):
         self.config_source = ""
         self.example_shape: tuple[int, ...] = ()  # shape of the last input, for to_graph() without one
 
+    _export_checked = True  # set False by transform: the first calibration batch checks the export
+    _calibrating_now = False
+
     def transform(self, config=None) -> "Model":
         """Apply a config (YAML path or dict; None = INT8 everywhere) to the float net.
 
         Masks are computed from the current weights; activation ranges are
-        empty until `calibrating()` records them.
+        empty until `calibrating()` records them. What the layers alone show
+        cannot be exported is refused here; what depends on tensor sizes, on
+        the first calibration batch.
         """
         from .build import build_compressed
 
@@ -58,13 +83,33 @@ class Model(nn.Module):
         self.layer_configs, self.layers = cfgs, layers
         self.transformed = True
         self.config_source = source
+        self._export_checked = False
         _mark_aware(self.float_net, cfgs)
         return self
 
     def forward(self, *args, **kwargs):
         if args and isinstance(args[0], torch.Tensor):
             self.example_shape = tuple(args[0].shape)
-        return self.body(*args, **kwargs)
+        out = self.body(*args, **kwargs)
+        if self._calibrating_now and not self._export_checked and args and isinstance(args[0], torch.Tensor):
+            self._export_checked = True
+            self._check_export(args[0][:1])
+        return out
+
+    def _check_export(self, example: torch.Tensor) -> None:
+        """Build (and drop) the integer graph on the first calibration batch, so that what only sizes
+        rule out (a reshape that would need a transpose, unequal adaptive windows, ...) is refused
+        now with export's message, not first at dmxgen.save."""
+        quants = list(self.act_quants().values())
+        if not all(q.calibrated for q in quants):  # a branch this batch did not reach: save will tell
+            return
+        for q in quants:
+            q.calibrating = False
+        try:
+            _build_graph(self, example)
+        finally:
+            for q in quants:
+                q.calibrating = True
 
     # -- quantizers ----------------------------------------------------------
     def act_quants(self) -> dict[str, ActQuant]:
@@ -87,10 +132,12 @@ class Model(nn.Module):
         for q in quants:
             q.reset()
             q.calibrating = True
+        self._calibrating_now = True
         try:
             with torch.no_grad():
                 yield self
         finally:
+            self._calibrating_now = False
             for q in quants:
                 q.calibrating = False
             self.train(was_training)
@@ -150,11 +197,7 @@ class Model(nn.Module):
         s, zp = self.output_quant().qparams()
         with torch.no_grad():
             q = round_half_away(self(x) / s) + zp
-        if q.dim() == 4:
-            q = q.permute(0, 2, 3, 1)
-        elif q.dim() == 3 and _input_is_ncl(self):
-            q = q.permute(0, 2, 1).unsqueeze(1)
-        return q.numpy().astype(np.int64)
+        return to_graph_order(q, layout_of_rank(q.dim(), self)).numpy().astype(np.int64)
 
     def quantize_input(self, x: torch.Tensor) -> np.ndarray:
         """Float input batch (PyTorch layout) -> int8 codes in the exported graph's layout.
@@ -165,27 +208,15 @@ class Model(nn.Module):
         self.check_calibrated("quantize inputs")
         with torch.no_grad():
             q = self.input_quant().codes(x.float()).to(torch.int64)
-        if q.dim() == 4:
-            q = q.permute(0, 2, 3, 1)
-        elif q.dim() == 3 and _input_is_ncl(self):
-            q = q.permute(0, 2, 1).unsqueeze(1)
-        return q.numpy().astype(np.int8)
+        return to_graph_order(q, layout_of_rank(q.dim(), self)).numpy().astype(np.int8)
 
     def to_graph(self, example_input: torch.Tensor | None = None):
-        """The integer Graph of the compressed model (see dmxgen.frontends.torch_graph)."""
-        from ..frontends.torch_graph import model_to_graph
-
+        """The integer Graph of the compressed model (built by dmxgen.frontends.torch_graph)."""
         if example_input is None:
             if not self.example_shape:
                 raise DmxError("to_graph needs an example input (the model has not run on any input yet)")
             example_input = torch.zeros(self.example_shape)
-        return model_to_graph(self, example_input)
-
-
-def _input_is_ncl(model: Model) -> bool:
-    from ..frontends.torch_graph import input_layout
-
-    return input_layout(model) == "ncl"
+        return _build_graph(self, example_input)
 
 
 def _mark_aware(net: nn.Module, cfgs: dict[str, LayerConfig]) -> None:

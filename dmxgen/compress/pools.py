@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DmxError
+from .aware import torch_nn
 
-MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d)
-AVGPOOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+MAXPOOLS = (torch_nn.MaxPool1d, torch_nn.MaxPool2d)
+AVGPOOLS = (torch_nn.AvgPool1d, torch_nn.AvgPool2d, torch_nn.AdaptiveAvgPool1d, torch_nn.AdaptiveAvgPool2d)
 MAXPOOL_FUNCS = {F.max_pool1d, F.max_pool2d}
 AVGPOOL_FUNCS = {F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean}
 
@@ -51,8 +52,8 @@ def pool_spec(node: fx.Node, mods: dict) -> dict:
 
 def module_pool_spec(name: str, m: nn.Module) -> dict:
     """pool_spec of a pooling module; raises DmxError naming the layer for what is not supported."""
-    rank = 1 if isinstance(m, (nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d)) else 2
-    if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+    rank = 1 if isinstance(m, (torch_nn.MaxPool1d, torch_nn.AvgPool1d, torch_nn.AdaptiveAvgPool1d)) else 2
+    if isinstance(m, (torch_nn.AdaptiveAvgPool1d, torch_nn.AdaptiveAvgPool2d)):
         return {"type": "adaptive", "rank": rank, "output_size": m.output_size}
     a = {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
          "ceil_mode": m.ceil_mode, "count_include_pad": getattr(m, "count_include_pad", False),

@@ -16,8 +16,15 @@ from .formats import NumFormat
 
 
 def round_half_away(x: torch.Tensor) -> torch.Tensor:
-    """std::round on tensors: ties away from zero."""
-    return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
+    """std::round on tensors: ties away from zero.
+
+    The torch twin of graph/fixedpoint.py's round_half_away_array, the one
+    definition: it runs on tensors in autograd, and tests/torch/test_quant.py
+    holds the two equal on ties and random values. The fraction is taken
+    exactly (x - trunc(x)): floor(|x| + 0.5) would round 0.49999997 up in float32.
+    """
+    whole = torch.trunc(x)
+    return torch.where((x - whole).abs() >= 0.5, whole + torch.sign(x), whole)
 
 
 def ste(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -16,22 +16,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DmxError
+from .aware import torch_class, torch_nn
 from .config import Rule
 from .functions import ELEMENTWISE_FUNCTIONS, ELEMENTWISE_METHODS, ELEMENTWISE_MODULES
 from .layers import QuantAvgPool, QuantBinary, QuantCat, QuantLUT, QuantWeighted
 from .pools import AVGPOOL_FUNCS, AVGPOOLS, MAXPOOL_FUNCS, MAXPOOLS, module_pool_spec, pool_spec
 from .quant import ActQuant
 
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-CLAMPS = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+WEIGHTED = (torch_nn.Linear, torch_nn.Conv1d, torch_nn.Conv2d)
+BATCHNORMS = (torch_nn.BatchNorm1d, torch_nn.BatchNorm2d)
+CLAMPS = (torch_nn.ReLU, torch_nn.ReLU6, torch_nn.Hardtanh)
 PASS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity, nn.Flatten)
 QUANT_LAYERS = (QuantWeighted, QuantBinary, QuantLUT, QuantCat, QuantAvgPool, ActQuant)
 
-SUPPORTED = ("Linear, Conv1d, Conv2d (groups, depthwise), BatchNorm1d/2d after them, ReLU, ReLU6, Hardtanh, "
-             "MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, Flatten, Dropout, Identity, "
-             f"elementwise activations ({', '.join(ELEMENTWISE_MODULES)}), add, mul, cat, "
-             "flatten/view/reshape, mean over spatial dims")
+SUPPORT_TABLE = "docs/compression.md#supported-layers"  # the list of what is supported, kept out of messages
 
 _SHAPE_METHODS = {"size", "dim", "numel"}
 _RESHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "squeeze", "unsqueeze"}
@@ -159,7 +157,7 @@ def _module_kind(name: str, m: nn.Module, lut_leaves: set[str]) -> str:
     if name in lut_leaves:
         return "lut"
     if isinstance(m, WEIGHTED):
-        if isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.padding_mode != "zeros":
+        if isinstance(m, (torch_nn.Conv1d, torch_nn.Conv2d)) and m.padding_mode != "zeros":
             raise DmxError(f"layer {name!r} ({type(m).__name__}): padding_mode={m.padding_mode!r} is not "
                            "supported, only 'zeros'")
         return "weighted"
@@ -172,10 +170,22 @@ def _module_kind(name: str, m: nn.Module, lut_leaves: set[str]) -> str:
         return "maxpool" if isinstance(m, MAXPOOLS) else "avgpool"
     if isinstance(m, PASS_MODULES):
         return "reshape" if isinstance(m, nn.Flatten) else "pass"
-    if type(m).__name__ in ELEMENTWISE_MODULES and type(m).__module__.startswith("torch.nn"):
+    cls = torch_class(m)  # an aware() layer is its torch.nn base class
+    if cls.__name__ in ELEMENTWISE_MODULES and cls.__module__.startswith("torch.nn"):
         return "lut"
-    raise DmxError(f"layer {name!r} ({type(m).__name__}) is not supported by the torch frontend; supported: "
-                   f"{SUPPORTED}; a custom elementwise module can be declared with approximation_function: LUT")
+    raise unsupported(repr(name), type(m).__name__, "no integer kernel for it")
+
+
+def unsupported(layer: str, what: str, reason: str) -> DmxError:
+    """One line: the layer, what it is, why, and where the supported layers are listed."""
+    return DmxError(f"layer {layer} ({what}) is not supported by the torch frontend: {reason}; see {SUPPORT_TABLE}")
+
+
+def _where(node: fx.Node) -> str:
+    """The node's name and, for a call made inside a submodule's forward, that module's path."""
+    stack = node.meta.get("nn_module_stack") or {}
+    path = next(reversed(stack.values()))[0] if stack else ""
+    return f"{node.name!r} in module {path!r}" if path else repr(node.name)
 
 
 def _call_kind(node: fx.Node, tensors: set) -> str:
@@ -221,16 +231,16 @@ def _call_kind(node: fx.Node, tensors: set) -> str:
         if t in ELEMENTWISE_METHODS:
             return "lut"
         name = f"Tensor.{t}"
-    raise DmxError(f"layer {node.name!r} ({name}) is not supported by the torch frontend; supported: {SUPPORTED}")
+    raise unsupported(_where(node), name, "no integer kernel for this call")
 
 
 def clamp_bounds(node: fx.Node, mods: dict) -> tuple[float | None, float | None]:
     """(lo, hi) of a ReLU/ReLU6/Hardtanh/clamp node."""
     if node.op == "call_module":
         m = mods[node.target]
-        if isinstance(m, nn.ReLU6):
+        if isinstance(m, torch_nn.ReLU6):
             return 0.0, 6.0
-        if isinstance(m, nn.Hardtanh):
+        if isinstance(m, torch_nn.Hardtanh):
             return float(m.min_val), float(m.max_val)
         return 0.0, None
     t = node.target

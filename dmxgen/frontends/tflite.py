@@ -8,12 +8,15 @@ where the two differ (see docs/goldens.md).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
-from ..graph.fixedpoint import activation_range, quantize_multiplier, quantize_multiplier_array
+from ..graph.fixedpoint import quantize_multiplier
+from ..graph.quant_params import activation_range, add_params, conv_multipliers, mul_params, requant_params
+from ..ops import SPECS, RegistrationError
 
 try:
     import tflite
@@ -31,10 +34,31 @@ _TYPES = {
     TensorType.INT16: "int16", TensorType.INT32: "int32", TensorType.INT64: "int64",
     TensorType.BOOL: "bool",
 }
-SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D",
-             "MAX_POOL_2D", "RESHAPE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "PAD", "PADV2",
-             "REDUCE_MAX", "MEAN")
+# TFLite operator name -> (the _Reader method that maps it, the op kinds it may produce),
+# filled by @tflite_op; SUPPORTED and the support table (dmxgen/support.py) are read from it.
+OPERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
 SEMANTICS = ("tflite", "tflm")
+SUPPORT_TABLE = "see 'Supported operators' in README.md"
+# why a custom operator is there, for the ones users meet
+_CUSTOM_HINTS = {
+    "ethos-u": "this model was compiled for an NPU: Vela replaced its layers by one Ethos-U command stream; "
+               "give dmxgen the .tflite from before Vela",
+}
+
+
+def tflite_op(name: str, *kinds: str) -> Callable:
+    """Register a _Reader method as the mapping of TFLite operator `name` to one of `kinds`."""
+    unknown = [k for k in kinds if k not in SPECS]
+    if unknown or not kinds:
+        raise ValueError(f"tflite_op({name!r}): {unknown or 'no'} op kinds")
+
+    def decorate(method: Callable) -> Callable:
+        if name in OPERATORS:
+            raise ValueError(f"TFLite operator {name} is mapped twice")
+        OPERATORS[name] = (method, kinds)
+        return method
+
+    return decorate
 
 
 def load_tflite(path: str | Path, semantics: str = "tflite") -> Graph:
@@ -47,12 +71,20 @@ def load_tflite(path: str | Path, semantics: str = "tflite") -> Graph:
     try:
         reader = _Reader(path, buf, semantics)
         graph = reader.read()
-    except DmxError:
+    except (DmxError, RegistrationError):
         raise
     except Exception as e:  # the flatbuffer library raises anything on bad offsets
         raise DmxError(f"{path}: corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
     graph.validate()
     return graph
+
+
+def _custom_refusal(custom_code: bytes | None) -> str:
+    """One line naming a CUSTOM operator by its custom_code, with the reason it is there when known."""
+    name = custom_code.decode("utf-8", "replace") if custom_code else ""
+    hint = _CUSTOM_HINTS.get(name)
+    what = f"custom operator {name!r}" if name else "a custom operator without a name"
+    return f"{what} is not supported ({hint})" if hint else f"{what} is not supported; {SUPPORT_TABLE}"
 
 
 def _padding(padding: int, in_size: int, filt: int, stride: int, dilation: int) -> tuple[int, int, int]:
@@ -147,19 +179,23 @@ class _Reader:
             raise DmxError(f"{self.path}: operator {index} refers to opcode {opcode_index}, which does not exist")
         oc = self.model.OperatorCodes(opcode_index)
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-        opname = _OPNAME.get(code, f"CUSTOM({oc.CustomCode()!r})" if code == BuiltinOperator.CUSTOM else str(code))
-        if opname not in SUPPORTED:
-            raise DmxError(f"{self.path}: operator {index} ({opname}) is not supported; "
-                           f"supported: {', '.join(SUPPORTED)}")
+        if code == BuiltinOperator.CUSTOM:
+            raise DmxError(f"{self.path}: operator {index}: {_custom_refusal(oc.CustomCode())}")
+        opname = _OPNAME.get(code, f"builtin code {code}")
+        if opname not in OPERATORS:
+            raise DmxError(f"{self.path}: operator {index} ({opname}) is not supported; {SUPPORT_TABLE}")
         ins = [self.tensor_name(op.Inputs(j)) if op.Inputs(j) >= 0 else "" for j in range(op.InputsLength())]
         outs = [self.tensor_name(op.Outputs(j)) for j in range(op.OutputsLength())]
-        handler = getattr(self, "op_" + opname.lower())
+        handler, kinds = OPERATORS[opname]
         where = f"{self.path}: operator {index} ({opname}, output {outs[0] if outs else '?'!r})"
         try:
-            kind, attrs, ins = handler(op, ins, outs)
+            kind, attrs, ins = handler(self, op, ins, outs)
         except DmxError as e:
             raise DmxError(f"{where}: {e}") from None
-        self.g.ops.append(Op(f"{kind}_{index}", kind, ins, outs, attrs))
+        if kind not in kinds:  # a bug in the mapping, not in the model
+            raise RegistrationError(f"the {opname} mapping made a {kind} op; it is registered for {', '.join(kinds)}")
+        # named after the operator's first kind, so a split kind (requantize) keeps its layer's name
+        self.g.ops.append(Op(f"{kinds[0]}_{index}", kind, ins, outs, attrs))
 
     def options(self, op, cls):
         table = op.BuiltinOptions()
@@ -194,11 +230,9 @@ class _Reader:
         if np.any(qw.zero_point != 0):
             raise DmxError(f"weight tensor {w.name!r} has a nonzero zero point; int8 weights must be symmetric")
         wscale = qw.scale if qw.scale.size == channels else np.full(channels, qw.scale[0], np.float32)
-        # PopulateConvolutionQuantizationParams: double(s_in) * double(s_w) / double(s_out),
-        # also for FULLY_CONNECTED in LiteRT and TFLM (tests/ops/test_fully_connected.py
+        # In double, also for FULLY_CONNECTED in LiteRT and TFLM (tests/ops/test_fully_connected.py
         # finds scales where a float32 product s_in * s_w gives another multiplier).
-        reals = [float(qi.s) * float(s) / float(qo.s) for s in wscale]
-        return quantize_multiplier_array(np.array(reals, dtype=np.float64))
+        return conv_multipliers(qi.s, wscale, qo.s)
 
     def _conv_common(self, ins, outs, stride_h, stride_w, dil_h, dil_w, padding, kh, kw):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
@@ -221,6 +255,7 @@ class _Reader:
         return ins[:2] + [""]
 
     # -- one method per TFLite operator -----------------------------------
+    @tflite_op("CONV_2D", "conv2d")
     def op_conv_2d(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.Conv2DOptions)
@@ -239,6 +274,7 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
         return "conv2d", attrs, self._bias(ins, cout)
 
+    @tflite_op("DEPTHWISE_CONV_2D", "depthwise_conv2d")
     def op_depthwise_conv_2d(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.DepthwiseConv2DOptions)
@@ -257,6 +293,7 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
         return "depthwise_conv2d", attrs, self._bias(ins, cout)
 
+    @tflite_op("FULLY_CONNECTED", "fully_connected")
     def op_fully_connected(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.FullyConnectedOptions)
@@ -288,35 +325,25 @@ class _Reader:
             raise DmxError(f"broadcast shape {list(shape)} differs from output shape {list(out.shape)}")
         return a, b, out
 
+    @tflite_op("ADD", "add")
     def op_add(self, op, ins, outs):
         self._int8_io(ins, outs, 2)
         a, b, out = self._broadcastable(ins, outs)
         qa, qb, qo = (self._need_quant(t, "ADD") for t in (a, b, out))
-        left_shift = 20
-        twice_max = 2 * max(float(qa.s), float(qb.s))
-        m1, s1 = quantize_multiplier(float(qa.s) / twice_max)
-        m2, s2 = quantize_multiplier(float(qb.s) / twice_max)
-        mo, so = quantize_multiplier(twice_max / ((1 << left_shift) * float(qo.s)))
         o = self.options(op, tflite.AddOptions)
         attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
-                 "left_shift": left_shift, "input1_multiplier": m1, "input1_shift": s1,
-                 "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": so}
+                 **add_params(qa.s, qb.s, qo.s)}
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "add", attrs, ins[:2]
 
+    @tflite_op("MUL", "mul")
     def op_mul(self, op, ins, outs):
         self._int8_io(ins, outs, 2)
         a, b, out = self._broadcastable(ins, outs)
         qa, qb, qo = (self._need_quant(t, "MUL") for t in (a, b, out))
-        if self.semantics == "tflite":
-            # LiteRT's mul.cc Prepare: s1 * s2 / s_out evaluated in float32, then widened.
-            real = float(np.float32(np.float32(qa.s) * np.float32(qb.s)) / np.float32(qo.s))
-        else:
-            real = float(qa.s) * float(qb.s) / float(qo.s)  # TFLM's mul_common.cc: in double
-        mo, so = quantize_multiplier(real)
         o = self.options(op, tflite.MulOptions)
         attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
-                 "output_multiplier": mo, "output_shift": so}
+                 **mul_params(qa.s, qb.s, qo.s, float32_product=self.semantics == "tflite")}
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "mul", attrs, ins[:2]
 
@@ -338,12 +365,15 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction(), out))
         return kind, attrs, ins[:1]
 
+    @tflite_op("AVERAGE_POOL_2D", "avg_pool2d")
     def op_average_pool_2d(self, op, ins, outs):
         return self._pool(op, ins, outs, "avg_pool2d")
 
+    @tflite_op("MAX_POOL_2D", "max_pool2d")
     def op_max_pool_2d(self, op, ins, outs):
         return self._pool(op, ins, outs, "max_pool2d")
 
+    @tflite_op("RESHAPE", "reshape")
     def op_reshape(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if inp.size != out.size:
@@ -352,6 +382,7 @@ class _Reader:
             raise DmxError("reshape changes the dtype")
         return "reshape", {}, ins[:1]
 
+    @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp")
     def op_softmax(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.SoftmaxOptions)
@@ -361,31 +392,30 @@ class _Reader:
             raise DmxError(f"int8 softmax output must have scale 1/256 and zero point -128, got {qo.describe()}")
         beta = float(o.Beta()) if o else 1.0
         attrs = {"beta": beta, "input_scale": float(qi.s)}
-        if self.semantics == "tflm":
+        if self.semantics == "tflm":  # TFLite Micro's integer-only softmax
             attrs.update(_softmax_gemmlowp_params(beta, float(qi.s)))
-            attrs["algorithm"] = "gemmlowp"
-        else:
-            # TFLite's int8 softmax (even with reference kernels) uses a float
-            # exp table of 256 entries: table[255 - d] = expf(-scale*beta*d).
-            attrs["algorithm"] = "float_table"
-            attrs["table"] = _softmax_float_table(beta, float(qi.s))
-            attrs["output_scale"] = float(qo.s)
+            return "softmax_gemmlowp", attrs, ins[:1]
+        # TFLite's int8 softmax (even with reference kernels) uses a float
+        # exp table of 256 entries: table[255 - d] = expf(-scale*beta*d).
+        attrs["table"] = _softmax_float_table(beta, float(qi.s))
+        attrs["output_scale"] = float(qo.s)
         return "softmax", attrs, ins[:1]
 
+    @tflite_op("QUANTIZE", "quantize", "requantize")
     def op_quantize(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if out.dtype != "int8":
             raise DmxError(f"QUANTIZE to {out.dtype} is not supported, only to int8")
         qo = self._need_quant(out, "output")
         if inp.dtype == "float32":
-            return "quantize", {"mode": "float", "scale": float(qo.s), "zero_point": qo.zp}, ins[:1]
+            return "quantize", {"scale": float(qo.s), "zero_point": qo.zp}, ins[:1]
         if inp.dtype == "int8":
             qi = self._need_quant(inp, "input")
-            m, s = quantize_multiplier(float(qi.s) / float(qo.s))
-            return "quantize", {"mode": "requantize", "input_offset": -qi.zp, "output_offset": qo.zp,
-                                "multiplier": m, "shift": s}, ins[:1]
+            m, s = requant_params(qi.s, qo.s)
+            return "requantize", {"input_offset": -qi.zp, "output_offset": qo.zp, "multiplier": m, "shift": s}, ins[:1]
         raise DmxError(f"QUANTIZE from {inp.dtype} is not supported")
 
+    @tflite_op("DEQUANTIZE", "dequantize")
     def op_dequantize(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if inp.dtype != "int8" or out.dtype != "float32":
@@ -395,6 +425,7 @@ class _Reader:
             raise DmxError("per-channel DEQUANTIZE is not supported")
         return "dequantize", {"scale": float(qi.s), "zero_point": qi.zp}, ins[:1]
 
+    @tflite_op("PAD", "pad")
     def op_pad(self, op, ins, outs, value=None):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         pads = self.g.tensors[ins[1]]
@@ -414,6 +445,7 @@ class _Reader:
             raise DmxError(f"PAD of {inp.dtype} is not supported")
         return "pad", {"paddings": tuple(map(tuple, p.tolist())), "value": pad_value}, ins[:1]
 
+    @tflite_op("PADV2", "pad")
     def op_padv2(self, op, ins, outs):
         c = self.g.tensors[ins[2]]
         if c.data is None:
@@ -433,6 +465,7 @@ class _Reader:
         rank = len(inp.shape)
         return tuple(sorted({int(a) % rank for a in ax.data.reshape(-1)}))
 
+    @tflite_op("REDUCE_MAX", "reduce_max")
     def op_reduce_max(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if inp.dtype not in ("int8", "float32") or inp.dtype != out.dtype:
@@ -443,23 +476,28 @@ class _Reader:
                 raise DmxError("int8 REDUCE_MAX with different input and output quantization is not supported")
         return "reduce_max", {"axes": self._axes(ins)}, ins[:1]
 
+    @tflite_op("MEAN", "mean", "mean_float")
     def op_mean(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         axes = self._axes(ins)
         if inp.dtype == "float32":
-            return "mean", {"axes": axes, "mode": "float"}, ins[:1]
+            return "mean_float", {"axes": axes}, ins[:1]
         self._int8_io(ins, outs)
         qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
         count = int(np.prod([inp.shape[a] for a in axes]))
-        attrs = {"axes": axes, "mode": "int8", "input_offset": -qi.zp, "output_offset": qo.zp, "count": count}
+        attrs = {"axes": axes, "input_offset": -qi.zp, "output_offset": qo.zp, "count": count}
         # Prepare: (multiplier, shift) of s_in / s_out. Eval (QuantizedMeanOrSum) folds
         # 1/count into it: shift by floor(log2(count)) (at most 32 and 31 + shift),
         # integer-divide the widened multiplier by count. Checked against LiteRT and TFLM.
-        m, s = quantize_multiplier(float(qi.s) / float(qo.s))
+        m, s = requant_params(qi.s, qo.s)
         attrs["multiplier"], attrs["shift"] = m, s
         fold = min(count.bit_length() - 1, 32, 31 + s)
         attrs["mean_multiplier"], attrs["mean_shift"] = (m << fold) // count, s - fold
         return "mean", attrs, ins[:1]
+
+
+
+SUPPORTED = tuple(OPERATORS)  # the TFLite operators dmxgen reads
 
 
 def _softmax_float_table(beta: float, input_scale: float) -> np.ndarray:

@@ -18,11 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import codecs
-from ..codecs import report, view
+from ..codecs import policy, report, view
 from ..errors import DmxError
+from ..ops import SPECS
+from .tflite import OPERATORS
 
 PREFIX = "dmxgen.weights/"
-_OPS = {"CONV_2D": "conv2d", "FULLY_CONNECTED": "fully_connected", "DEPTHWISE_CONV_2D": "depthwise_conv2d"}
+# TFLite operators whose weights `compress` may store encoded: those mapped to a kind with a weights input.
+_OPS = {name: kinds[0] for name, (_, kinds) in OPERATORS.items() if SPECS[kinds[0]].weight_inputs}
 
 
 MAGIC = b"DMXW1\0"
@@ -88,8 +91,8 @@ def read_packed(model) -> dict[int, tuple[codecs.Encoded, str, tuple[int, ...]]]
     return out
 
 
-def pack(src: Path, dst: Path, fmt: str = "dcsr", select: str = "paper", min_sparsity: float = 0.7,
-         strip_dense: bool = False) -> list[dict]:
+def pack(src: Path, dst: Path, fmt: str = policy.COMPRESS.fmt, select: str = "paper",
+         min_sparsity: float = policy.COMPRESS.min_sparsity, strip_dense: bool = False) -> list[dict]:
     """Write `dst`: `src` plus encoded weights of the selected tensors. Returns one row per tensor."""
     from ai_edge_litert import schema_py_generated as S  # the schema's object API, for writing
     import flatbuffers
@@ -122,7 +125,7 @@ def pack(src: Path, dst: Path, fmt: str = "dcsr", select: str = "paper", min_spa
         if select == "paper":
             take = report.selected(kind, w)
         else:
-            take = kind in ("conv2d", "fully_connected") and zeros >= min_sparsity
+            take = kind in policy.SPARSE_OPS and zeros >= min_sparsity
         if not take:
             continue
         enc = codecs.encode(fmt, view.as_matrix(kind, w))

@@ -63,6 +63,7 @@ def _pickled(path: Path, trust_pickle: bool) -> Graph:
     import torch
 
     from ..compress.model import Model
+    from . import torch_graph  # noqa: F401  registers the builder obj.to_graph() below calls
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.fx as fx
-from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
+from ..compress.aware import torch_nn
+from ..compress.exportable import MEAN_SPATIAL_ONLY, POOL_NEEDS_CHANNELS_FIRST, inputs_message, linear_layout_message
+from ..compress.layout import graph_shape, input_layout, to_graph_order
+from ..compress.model import set_graph_builder
 from ..compress.intops import add_params, clamp_codes, conv_multipliers, mul_params, requant_params
+from ..ops import SPECS, RegistrationError
 
 
 @dataclass
@@ -33,25 +37,12 @@ class Val:
     quant: object  # ActQuant
     perm: np.ndarray | None = None  # graph flat index -> torch flat index (after flattening NCHW)
 
-
-def graph_shape(tshape: tuple, layout: str) -> tuple:
-    if layout == "nchw":
-        n, c, h, w = tshape
-        return (n, h, w, c)
-    if layout == "ncl":
-        n, c, length = tshape
-        return (n, 1, length, c)
-    return tuple(tshape)
-
-
-def input_layout(model) -> str:
-    """How the model's input is laid out in the graph (from the last input it ran on)."""
-    rank = len(model.example_shape)
-    if rank == 4:
-        return "nchw"
-    if rank == 3 and any(isinstance(m.layer, nn.Conv1d) for m in model.weighted_layers().values()):
-        return "ncl"
-    return "plain"
+    def graph_codes(self, value: torch.Tensor) -> np.ndarray:
+        """The torch value (batch 1) as this tensor's int64 codes in the graph's shape and order."""
+        q = to_graph_order(self.quant.codes(value).to(torch.int64), self.layout)
+        if self.layout == "plain" and self.perm is not None:
+            q = q.reshape(q.shape[0], -1)[:, torch.from_numpy(self.perm)]
+        return q.numpy().reshape(graph_shape(self.tshape, self.layout))
 
 
 class _Exporter:
@@ -81,6 +72,8 @@ class _Exporter:
         return name
 
     def add_op(self, name: str, kind: str, inputs: list[str], output: str, attrs: dict) -> None:
+        if "torch" not in SPECS[kind].targets:  # the support table says which kinds this frontend writes
+            raise RegistrationError(f"the torch frontend wrote a {kind} op; ops/{kind}.py does not list 'torch' in targets")
         self.g.ops.append(Op(name, kind, inputs, [output], attrs))
 
     def fail(self, name: str, msg: str):
@@ -188,10 +181,9 @@ class _Exporter:
         wq = QuantParams(scales, np.zeros(scales.size, np.int64), 0 if scales.size > 1 else None)
         bias = b_codes.numpy().astype(np.int64)
         out_t = self.tshape(node)
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, torch_nn.Linear):
             if x.layout != "plain":
-                self.fail(name, f"Linear over the last dim of a {x.layout.upper()} tensor is not supported; "
-                          "flatten it first")
+                self.fail(name, linear_layout_message(x.layout))
             if x.perm is not None:
                 q = q[:, x.perm]
             kind = "fully_connected"
@@ -286,9 +278,8 @@ class _Exporter:
                 continue
             r = self.new_tensor(f"{name}.in{i}", v.tshape, layout, m.out_quant)
             mult, shift = requant_params(si, so)
-            self.add_op(f"{name}.requant{i}", "quantize", [v.name], r.name,
-                        {"mode": "requantize", "input_offset": -zi, "output_offset": zo,
-                         "multiplier": mult, "shift": shift})
+            self.add_op(f"{name}.requant{i}", "requantize", [v.name], r.name,
+                        {"input_offset": -zi, "output_offset": zo, "multiplier": mult, "shift": shift})
             names.append(r.name)
         out = self.new_tensor(name, self.tshape(node), layout, m.out_quant)
         self.add_op(name, "concat", names, out.name, {"axis": axis})
@@ -296,7 +287,7 @@ class _Exporter:
 
     def pool(self, node, name: str, spec: dict, x: Val, kind: str) -> Val:
         if x.layout == "plain" or x.perm is not None:
-            self.fail(name, "pooling needs an NCHW or NCL input")
+            self.fail(name, POOL_NEEDS_CHANNELS_FIRST)
         out_t = self.tshape(node)
         gs = graph_shape(x.tshape, x.layout)
         ih, iw = gs[1], gs[2]
@@ -315,7 +306,7 @@ class _Exporter:
             dims = {d % rank for d in spec["dims"]}
             spatial = {2, 3} if x.layout == "nchw" else {2}
             if dims != spatial:
-                self.fail(name, "mean is supported over the spatial dims only")
+                self.fail(name, MEAN_SPATIAL_ONLY)
             kernel, stride, pad = (ih, iw), (ih, iw), (0, 0, 0, 0)
         else:
             k, s, p = spec["kernel"], spec["stride"], spec["padding"]
@@ -371,12 +362,22 @@ class _Exporter:
 
 def model_to_graph(model, example_input: torch.Tensor) -> Graph:
     """The integer Graph of a transformed, calibrated Model (batch 1 of example_input's shape)."""
+    return graph_and_tensors(model, example_input)[0]
+
+
+def graph_and_tensors(model, example_input: torch.Tensor) -> tuple[Graph, dict]:
+    """model_to_graph, plus {node of model.body: Val} for each node whose value is a graph tensor
+    (in graph order), which is how dmxgen.save compares the two layer by layer."""
     model.check_calibrated("export")
     n_in = sum(1 for n in model.body.graph.nodes if n.op == "placeholder")
     if n_in != 1:
-        raise DmxError(f"the model takes {n_in} inputs; the torch frontend exports single-input models")
+        raise DmxError(inputs_message(n_in))
     if not isinstance(example_input, torch.Tensor):
         raise DmxError("the example input must be a torch.Tensor")
     example = example_input[:1].float()
     model.example_shape = tuple(example.shape)
-    return _Exporter(model, example).run()
+    exporter = _Exporter(model, example)
+    return exporter.run(), exporter.vals
+
+
+set_graph_builder(model_to_graph)  # Model.to_graph and its first-batch export check land here

@@ -59,6 +59,24 @@ def _dec(v):
     return v
 
 
+# Kinds that chose their arithmetic with a mode attribute before each mode became its own kind:
+# kind -> (mode attribute, {mode: new kind}). Graphs saved by earlier versions still load.
+_MODES = {"quantize": ("mode", {"float": "quantize", "requantize": "requantize"}),
+          "mean": ("mode", {"float": "mean_float", "int8": "mean"}),
+          "softmax": ("algorithm", {"float_table": "softmax", "gemmlowp": "softmax_gemmlowp"})}
+
+
+def upgrade_op(kind: str, attrs: dict) -> tuple[str, dict]:
+    """The kind and attrs an op saved with a mode attribute has now (others unchanged)."""
+    if kind not in _MODES or _MODES[kind][0] not in attrs:
+        return kind, attrs
+    key, kinds = _MODES[kind]
+    mode = attrs[key]
+    if mode not in kinds:
+        raise ValueError(f"op kind {kind!r} with {key} {mode!r} is not one dmxgen knows ({', '.join(kinds)})")
+    return kinds[mode], {k: v for k, v in attrs.items() if k != key and v is not None}
+
+
 def dumps(graph: Graph, meta: dict | None = None) -> str:
     tensors = []
     for t in graph.tensors.values():
@@ -91,8 +109,8 @@ def loads(text: str | bytes, source: str = "") -> tuple[Graph, dict]:
             data = None if t["data"] is None else _unarray(t["data"])
             g.add_tensor(Tensor(t["name"], tuple(t["shape"]), t["dtype"], quant, data))
         for o in doc["ops"]:
-            g.ops.append(Op(o["name"], o["kind"], list(o["inputs"]), list(o["outputs"]),
-                            {k: _dec(v) for k, v in o["attrs"].items()}))
+            kind, attrs = upgrade_op(o["kind"], {k: _dec(v) for k, v in o["attrs"].items()})
+            g.ops.append(Op(o["name"], kind, list(o["inputs"]), list(o["outputs"]), attrs))
         g.inputs, g.outputs = list(doc["inputs"]), list(doc["outputs"])
     except DmxError:
         raise

@@ -21,9 +21,34 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((np.asarray(x, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int64)
 
 
+def round_half_away_array(x) -> np.ndarray:
+    """std::round (TfLiteRound) on every element: ties away from zero; float64 in, integral float64 out.
+
+    The one definition of that rounding; compress/quant.py's torch op for tensors
+    in autograd is tested equal to it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    whole = np.trunc(x)  # x - whole is exact, so 0.49999999999999994 stays below the half (floor(x + 0.5) is 1)
+    return np.where(np.abs(x - whole) >= 0.5, whole + np.sign(x), whole)
+
+
 def round_half_away(x: float) -> int:
-    """std::round: ties away from zero (TfLiteRound)."""
-    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+    """std::round of one number, as a Python int."""
+    return int(round_half_away_array(x))
+
+
+def quantize_float(x, scale: float, zero_point: int, dtype: str = "int8") -> np.ndarray:
+    """TFLite's float QUANTIZE (AffineQuantize): float32 x / float32 scale, std::round, + zp, clamp.
+
+    The one float -> integer rounding: model inputs given as floats go through
+    it, as does the reference's QUANTIZE kernel. Beyond the int32 range the
+    conversion saturates (C++ leaves it undefined; an ARM VCVT saturates).
+    """
+    info = np.iinfo(dtype)
+    real = (np.asarray(x, dtype=np.float32) / np.float32(scale)).astype(np.float64)
+    q = round_half_away_array(real)  # exact in float64 for float32 values
+    q = np.clip(q, INT32_MIN, INT32_MAX).astype(np.int64) + int(zero_point)
+    return np.clip(q, info.min, info.max).astype(dtype)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -100,24 +125,7 @@ def multiply_by_quantized_multiplier_single(x, multiplier, shift) -> np.ndarray:
 ROUNDINGS = {"double": multiply_by_quantized_multiplier, "single": multiply_by_quantized_multiplier_single}
 
 
-def activation_range(activation: str, scale: float, zero_point: int,
-                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
-    """Clamp bounds of a fused activation in the quantized domain.
-
-    TFLite's CalculateActivationRangeQuantized: f / scale is computed in float32.
-    """
-    def q(f: float) -> int:
-        return zero_point + round_half_away(float(np.float32(f) / np.float32(scale)))
-
-    if activation in ("NONE", "none", None):
-        return qmin, qmax
-    if activation == "RELU":
-        return max(qmin, q(0.0)), qmax
-    if activation == "RELU6":
-        return max(qmin, q(0.0)), min(qmax, q(6.0))
-    if activation == "RELU_N1_TO_1":
-        return max(qmin, q(-1.0)), min(qmax, q(1.0))
-    raise ValueError(f"unsupported fused activation {activation}")
+# The constants derived from scales (multipliers of ADD, MUL, conv; clamp bounds) are in quant_params.py.
 
 
 # --- gemmlowp fixed-point helpers, for TFLite Micro's integer softmax ---------

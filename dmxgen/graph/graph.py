@@ -52,10 +52,9 @@ class Graph:
         return last
 
     def weights(self, op: Op) -> Tensor | None:
-        """The weight tensor of a conv/fc op, else None."""
-        if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
-            return self.tensors[op.inputs[1]]
-        return None
+        """The weight tensor of an op whose spec has a weights input (conv, fc), else None."""
+        indices = op.spec.weight_inputs
+        return self.tensors[op.inputs[indices[0]]] if indices else None
 
     def _fail(self, msg: str) -> None:
         where = f"{self.source}: " if self.source else ""

@@ -4,31 +4,39 @@ An op refers to its tensors by name. `attrs` hold everything a kernel needs as
 plain integers and tuples (requantization multipliers and shifts, padding,
 clamp bounds), derived once by a frontend, so that the reference and every
 backend read the same numbers and none of them does float arithmetic.
+
+What each kind is (its typed attrs, shape rules, reference kernel and traits)
+is its spec in dmxgen/ops/<kind>.py. The table of specs lives here, filled by
+dmxgen.ops when it is imported (dmxgen/__init__.py does so first), so that an
+Op checks its attrs where it is built while graph never imports ops.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# kind -> (number of required inputs, short description)
-OP_KINDS: dict[str, str] = {
-    "conv2d": "2-D convolution, NHWC input, OHWI weights, int32 bias",
-    "depthwise_conv2d": "depthwise 2-D convolution, NHWC input, 1HWC weights",
-    "fully_connected": "matrix-vector product, [out, in] weights",
-    "add": "elementwise add with broadcasting",
-    "mul": "elementwise multiply with broadcasting",
-    "avg_pool2d": "2-D average pooling, NHWC",
-    "max_pool2d": "2-D max pooling, NHWC",
-    "reshape": "new shape, same bytes",
-    "softmax": "softmax over the last axis",
-    "quantize": "float32 -> int8, or int8 -> int8 requantization",
-    "dequantize": "int8 -> float32",
-    "pad": "constant padding",
-    "reduce_max": "max over axes",
-    "mean": "mean over axes",
-    "lut": "int8 elementwise lookup table: out = table[in + 128] (any activation of an int8 tensor)",
-    "concat": "concatenation along `axis` of int8 tensors that share one scale and zero point",
-}
+# kind -> OpSpec (dmxgen/ops/_spec.py), filled by dmxgen.ops.register.
+SPECS: dict[str, Any] = {}
+
+
+class _Summaries(Mapping):
+    """kind -> one-line description, read from the registered specs."""
+
+    def __getitem__(self, kind: str) -> str:
+        return SPECS[kind].summary
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SPECS)
+
+    def __len__(self) -> int:
+        return len(SPECS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+OP_KINDS: Mapping[str, str] = _Summaries()
 
 
 @dataclass
@@ -40,5 +48,16 @@ class Op:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in OP_KINDS:
+        if self.kind not in SPECS:
             raise ValueError(f"op {self.name!r}: unknown kind {self.kind!r}")
+        self.spec.attrs(self)  # a missing, unknown or mistyped attribute fails here
+
+    @property
+    def spec(self):
+        """The kind's OpSpec: traits, shape check, reference kernel."""
+        return SPECS[self.kind]
+
+    @property
+    def a(self):
+        """The typed (frozen dataclass) view of `attrs`, with defaults filled in."""
+        return SPECS[self.kind].attrs(self)

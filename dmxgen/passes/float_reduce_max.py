@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..reference import quantize as ref_quantize
+from ..ops import spec
 
 _ALL_Q = np.arange(-128, 128, dtype=np.int8)
 
@@ -25,9 +25,10 @@ def _single_consumer(graph: Graph, name: str) -> Op | None:
     return users[0]
 
 
-def _table(deq: Op, quant: Op) -> np.ndarray:
-    floats = ref_quantize.dequantize(deq, [_ALL_Q], None)
-    return np.asarray(ref_quantize.quantize(quant, [np.asarray(floats, np.float32)], None)).astype(np.int8)
+def _table(graph: Graph, deq: Op, quant: Op) -> np.ndarray:
+    floats = spec("dequantize").reference(deq, [_ALL_Q], graph.tensors[deq.outputs[0]])
+    quantized = spec("quantize").reference(quant, [np.asarray(floats, np.float32)], graph.tensors[quant.outputs[0]])
+    return np.asarray(quantized).astype(np.int8)
 
 
 def _unique(graph: Graph, base: str) -> str:
@@ -54,7 +55,7 @@ def lower_float_reduce_max(graph: Graph) -> Graph:
         skip.update(ops.index(o) for o in (red, quant))
         x = graph.tensors[deq.inputs[0]]
         y = quant.outputs[0]
-        table = _table(deq, quant)
+        table = _table(graph, deq, quant)
         if np.array_equal(table, _ALL_Q):
             new.ops.append(Op(red.name, "reduce_max", [x.name], [y], {"axes": red.attrs["axes"]}))
             continue
@@ -77,6 +78,6 @@ def _match(graph: Graph, op: Op) -> tuple[Op, Op, Op] | None:
     if red is None or red.kind != "reduce_max" or graph.tensors[red.outputs[0]].dtype != "float32":
         return None
     quant = _single_consumer(graph, red.outputs[0])
-    if quant is None or quant.kind != "quantize" or quant.attrs.get("mode") != "float":
+    if quant is None or quant.kind != "quantize":  # float32 -> int8
         return None
     return op, red, quant

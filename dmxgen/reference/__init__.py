@@ -1,8 +1,10 @@
 """The golden model: a numpy interpreter over the integer Graph.
 
-One function per op kind, registered in KERNELS. Integer arithmetic only on
-the int8 path (int64 where TFLite widens, float64 matmul only where every
-partial sum is an integer below 2**53, so it is exact).
+Each op kind's kernel is its spec's `reference` (dmxgen/ops/<kind>.py);
+KERNELS maps kind -> kernel, derived from the specs, and is what run_op calls
+(tests replace an entry to check that a wrong kernel is noticed). Integer
+arithmetic only on the int8 path (int64 where TFLite widens, float64 matmul
+only where every partial sum is an integer below 2**53, so it is exact).
 """
 from __future__ import annotations
 
@@ -12,26 +14,9 @@ import numpy as np
 
 from ..errors import DmxError
 from ..graph import Graph, Op
-from . import conv, elementwise, fully_connected, misc, pool, quantize, softmax
+from ..ops import SPECS
 
-KERNELS: dict[str, Callable] = {
-    "conv2d": conv.conv2d,
-    "depthwise_conv2d": conv.depthwise_conv2d,
-    "fully_connected": fully_connected.fully_connected,
-    "add": elementwise.add,
-    "mul": elementwise.mul,
-    "avg_pool2d": pool.avg_pool2d,
-    "max_pool2d": pool.max_pool2d,
-    "softmax": softmax.softmax,
-    "quantize": quantize.quantize,
-    "dequantize": quantize.dequantize,
-    "reshape": misc.reshape,
-    "pad": misc.pad,
-    "reduce_max": misc.reduce_max,
-    "mean": misc.mean,
-    "lut": misc.lut,
-    "concat": misc.concat,
-}
+KERNELS: dict[str, Callable] = {kind: spec.reference for kind, spec in SPECS.items()}
 
 
 def run_op(graph: Graph, op: Op, values: dict[str, np.ndarray]) -> np.ndarray:

@@ -45,7 +45,7 @@ class ModelBuilder:
         self.model.operatorCodes = []
         self.sg = S.SubGraphT()
         self.sg.tensors, self.sg.operators = [], []
-        self._codes: dict[int, int] = {}
+        self._codes: dict[tuple[int, str | None], int] = {}
 
     def tensor(self, name: str, shape, dtype: str = "int8", scale=None, zero_point=None, data=None,
                axis: int = 0) -> int:
@@ -69,17 +69,21 @@ class ModelBuilder:
         self.sg.tensors.append(t)
         return len(self.sg.tensors) - 1
 
-    def op(self, opname: str, inputs: list[int], outputs: list[int], **options) -> None:
+    def op(self, opname: str, inputs: list[int], outputs: list[int], custom_code: str | None = None,
+           **options) -> None:
+        """Append an operator; `custom_code` names a CUSTOM one (e.g. "ethos-u", as Vela writes)."""
         code = getattr(S.BuiltinOperator, opname)
-        if code not in self._codes:
+        key = (code, custom_code)
+        if key not in self._codes:
             oc = S.OperatorCodeT()
             oc.builtinCode = code
             oc.deprecatedBuiltinCode = min(code, 127)
+            oc.customCode = custom_code
             oc.version = 1
             self.model.operatorCodes.append(oc)
-            self._codes[code] = len(self.model.operatorCodes) - 1
+            self._codes[key] = len(self.model.operatorCodes) - 1
         o = S.OperatorT()
-        o.opcodeIndex = self._codes[code]
+        o.opcodeIndex = self._codes[key]
         o.inputs, o.outputs = list(inputs), list(outputs)
         kind, cls = _OPTIONS.get(opname, (None, None))
         if cls is not None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmxgen.backends.c import export
-from dmxgen.backends.host import verify_folder
+from dmxgen.targets import export
+from dmxgen.targets import verify_folder
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 

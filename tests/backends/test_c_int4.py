@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from dmxgen.api import Model
-from dmxgen.backends.c import export
+from dmxgen.targets import export
 from dmxgen.backends.c_layers import pack_int4
-from dmxgen.backends.host import verify_folder
+from dmxgen.targets import verify_folder
 from dmxgen.frontends.tflite import load_tflite
 from tests.backends.conftest import assert_bit_exact, needs_gcc
 from tests.backends.test_c_ops import conv_model, fc_model

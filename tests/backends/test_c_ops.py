@@ -323,8 +323,8 @@ def _graph_with(kind_ops):
 
 @pytest.mark.parametrize("axis", [3, 1, -1])
 def test_concat_with_a_constant(tmp_path, axis):
-    from dmxgen.backends.c import export
-    from dmxgen.backends.host import verify_folder
+    from dmxgen.targets import export
+    from dmxgen.targets import verify_folder
     from dmxgen.graph import Op
 
     def build(g, q, Tensor):
@@ -346,8 +346,8 @@ def test_concat_with_a_constant(tmp_path, axis):
 
 
 def test_lut_from_the_graph(tmp_path):
-    from dmxgen.backends.c import export
-    from dmxgen.backends.host import verify_folder
+    from dmxgen.targets import export
+    from dmxgen.targets import verify_folder
     from dmxgen.graph import Op
 
     def build(g, q, Tensor):

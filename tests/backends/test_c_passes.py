@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dmxgen import reference
-from dmxgen.commands.common import random_inputs
+from dmxgen.vectors import random_inputs
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.passes import lower
 from dmxgen.testing.tflite_builder import ModelBuilder

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dmxgen.backends.c import export
-from dmxgen.backends.host import verify_folder
+from dmxgen.targets import export
+from dmxgen.targets import verify_folder
 from dmxgen.frontends.tflite import load_tflite
 from tests.backends.conftest import assert_bit_exact, needs_gcc
 

@@ -1,6 +1,7 @@
 """write_hls options and errors, determinism, warning-free C++, hls/Makefile behaviour, the CLI."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from dmxgen.cli import main
 from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder, small_cnn
+from tests.backends.test_multi_io import two_input_add, two_output_add
 
 
 @pytest.fixture
@@ -222,3 +224,29 @@ def test_cli_export_target_hls(cnn, tmp_path):
     assert (out / "hls" / "top.cpp").is_file() and (out / "hls" / "tb_data" / "expected.dat").is_file()
     rc = run_csim(out, opt="-O1")
     assert rc.returncode == 0 and "PASS" in rc.stdout, rc.stdout + rc.stderr
+
+
+def _cli_export(model: Path, out: Path, target: str) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "dmxgen.cli", "export", str(model), "-o", str(out),
+                           "--target", target], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("build,values", [(two_input_add, 8 * 8), (two_output_add, 8 * 16)])
+def test_cli_hls_exports_several_inputs_and_outputs_and_csim_passes(tmp_path, build, values):
+    r = _cli_export(build(tmp_path), tmp_path / "out", "hls")
+    assert r.returncode == 0, r.stderr
+    rc = run_csim(tmp_path / "out", opt="-O1")
+    assert rc.returncode == 0 and f"PASS: 8 vectors, {values} output values bit-exact" in rc.stdout, rc.stdout
+
+
+@pytest.mark.parametrize("target", ["c,hls", "hls,c"])
+def test_cli_c_and_hls_of_a_two_input_model_land_in_one_folder(tmp_path, target):
+    model = two_input_add(tmp_path)
+    r = _cli_export(model, tmp_path / "out", target)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["add2.tflite", "out"]  # no temporary folder left
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [x["name"] for x in manifest["inputs"]] == ["a", "b/in"] and manifest["hls"]["inputs"][1]["name"] == "b/in"
+    assert (tmp_path / "out" / "model.c").is_file() and (tmp_path / "out" / "hls" / "top.cpp").is_file()

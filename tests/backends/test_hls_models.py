@@ -9,7 +9,7 @@ import pytest
 from dmxgen import reference
 from dmxgen.backends.hls import write_hls
 from dmxgen.backends.hls_csim import run_csim
-from dmxgen.commands.common import random_inputs
+from dmxgen.vectors import random_inputs
 from dmxgen.frontends.tflite import load_tflite
 from tests.conftest import SHARED_MODELS, shared_or_skip
 

@@ -117,3 +117,24 @@ def test_report_empty() -> None:
     rep = format_table([])
     assert rep.totals["tensors"] == 0 and rep.totals["ratio"] == 0.0
     assert "selected: none" in render_table(rep)
+
+
+def test_choose_counts_dense_int4_two_weights_a_byte() -> None:
+    w = np.clip(sparse((64, 255), 0.5), -7, 7).astype(np.int8)
+    encs = auto.encodings("fully_connected", w)
+    assert auto.stored_sizes(encs) == {f: e.nbytes for f, e in encs.items()}
+    int4 = auto.stored_sizes(encs, weight_bits=4)
+    assert int4 == {"dense": 64 * 128, "csr": encs["csr"].nbytes, "dcsr": encs["dcsr"].nbytes}
+    assert int4["dcsr"] < 64 * 255 and int4["dcsr"] > 64 * 128  # so the bit width decides
+    assert auto.choose("fully_connected", w).format == "dcsr"
+    assert auto.choose("fully_connected", w, weight_bits=4).format == "dense"
+    with pytest.raises(CodecError, match="no storage for 2-bit weights"):
+        auto.stored_sizes(encs, weight_bits=2)
+
+
+def test_encodings_skip_formats_that_cannot_hold_the_matrix() -> None:
+    wide = np.zeros((2, 70000), dtype=np.int8)
+    wide[:, 5] = 3
+    assert set(auto.encodings("fully_connected", wide)) == {"dense", "dcsr"}  # CSR's columns are 16-bit
+    with pytest.raises(CodecError, match="do not fit 16-bit column indices"):
+        auto.encodings("fully_connected", wide, allowed=["csr"])

@@ -1,8 +1,10 @@
 """Helpers shared by the firmware tests: skip markers, the tiny fixture, C array parsing."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,12 @@ TINY = Path(__file__).parent / "fixtures" / "tiny"
 needs_tools = pytest.mark.skipif(bool(firmware.missing_tools()),
                                  reason=f"needs {', '.join(firmware.missing_tools())} (tools/setup.sh)")
 firmware_marks = [pytest.mark.firmware, needs_tools]
+
+
+def make(*args, timeout: float = 900, **env) -> subprocess.CompletedProcess:
+    """`make -s -C firmware ARGS` with the environment plus env."""
+    cmd = ["make", "-s", "-C", str(firmware.FIRMWARE_DIR), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env})
 
 
 def c_array(path: Path, name: str) -> np.ndarray:

@@ -2,7 +2,6 @@
 semihosting, exit status, linker script, and the instruction counter."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -10,17 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-from _fw_harness import TINY, copy_model, corrupt_expected, firmware_marks, tiny_numpy_output
+from _fw_harness import TINY, copy_model, corrupt_expected, firmware_marks, make, tiny_numpy_output
 
 from dmxgen import firmware
 
 pytestmark = firmware_marks
 SPIN = 50000  # TINY_SPIN_ITERATIONS in fixtures/tiny/model.h: the spin layer is 2 * SPIN instructions
-
-
-def make(*args, **env):
-    cmd = ["make", "-s", "-C", str(firmware.FIRMWARE_DIR), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +144,8 @@ def test_size_and_memory_placement(tmp_path, tiny_build, tiny_run):
     (["MODEL=/nonexistent/dmx"], "MODEL=/nonexistent/dmx: no such directory"),
     ([f"MODEL={firmware.FIRMWARE_DIR}"], "is not a folder written by dmxgen export: no model.h input.h expected.h"),
     ([f"MODEL={TINY}", "CPU=cortex-m3"], "CPU=cortex-m3 is not supported"),
+    ([f"MODEL={TINY}", "ARENA=itcm"], "ARENA=itcm is not supported: use auto (default), dtcm, isram, sram or ddr"),
+    ([f"MODEL={TINY}", "WEIGHTS=sram"], "WEIGHTS=sram is not supported: use auto (default), qspi or ddr"),
 ])
 def test_make_rejects_bad_variables_in_one_line(args, message):
     r = make("sim", *args)
@@ -168,13 +164,15 @@ def test_fvp_missing_says_so(tiny_build, tiny_run):
 
 def test_bench_command_prints_the_table_and_checks_repeatability(tmp_path, tiny_build, tiny_run):
     cli = [sys.executable, "-m", "dmxgen.cli", "bench"]
-    r = subprocess.run(cli + [str(TINY), "--build-dir", str(tiny_build)], capture_output=True, text=True,
+    benched = copy_model(TINY, tmp_path / "tiny_ok")  # bench stores its results in the folder: not in the repo
+    r = subprocess.run(cli + [str(benched), "--build-dir", str(tiny_build)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
     ops = {"fc1": "fully_connected", "spin": "spin", "fc2": "fully_connected"}  # fixtures/tiny/manifest.json
     for c in tiny_run.layers:
         assert re.search(rf"^{c.index}\s+{c.name}\s+{ops[c.name]}\s+-\s+{c.instructions:,}\s", r.stdout, re.M), r.stdout
     assert f"{tiny_run.total_instructions:,}" in r.stdout and r.stdout.strip().endswith("PASS")
+    assert (benched / "bench_m55.json").is_file()
 
     model = copy_model(TINY, tmp_path / "tiny")
     corrupt_expected(model)

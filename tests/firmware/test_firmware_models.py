@@ -13,7 +13,7 @@ from _fw_harness import copy_model, corrupt_expected, firmware_marks
 
 from tests.conftest import shared_or_skip
 from dmxgen import firmware, reference
-from dmxgen.commands.common import load_model
+from dmxgen.pipeline import load_model
 
 pytestmark = [*firmware_marks, pytest.mark.shared]
 

@@ -19,7 +19,7 @@ import pytest
 from _fw_harness import firmware_marks
 
 from dmxgen import firmware
-from dmxgen.backends.c import export
+from dmxgen.targets import export
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 from tests.backends.conftest import save

@@ -1,4 +1,4 @@
-"""MEAN: int8 (equal and different input/output quantization, several axes, keep_dims) and float32.
+"""mean: int8 MEAN (equal and different input/output quantization, several axes, keep_dims); float32: test_mean_float.py.
 
 LiteRT's reference and TFLite Micro both run int8 MEAN as
 reference_ops::QuantizedMeanOrSum: sum - zp_in*count, then one requantization
@@ -76,21 +76,3 @@ def test_folded_multiplier_clamps_the_shift(tmp_path):
     m, x, y = mean_model(shape, axes, keep, **kw)
     attrs = load_tflite(save(m, tmp_path, [x], [y])).ops[0].attrs
     assert attrs["shift"] == -25 and attrs["mean_shift"] == -31  # folds 6 bits of log2(1600) = 10
-
-
-FLOAT = {
-    "hw_keep": ((1, 5, 7, 6), [1, 2], True),
-    "hw_nokeep": ((1, 5, 7, 6), [1, 2], False),
-    "last_axis_long": ((3, 200), [1], False),  # numpy's pairwise sum would differ from C's loop here
-    "first_axis": ((9, 4, 5), [0], True),
-    "all_axes": ((4, 6, 7), [0, 1, 2], False),
-    "mixed_axes": ((2, 5, 3, 7), [3, 1], True),
-}
-
-
-@pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(FLOAT))
-def test_float_mean(tmp_path, case, golden):
-    shape, axes, keep = FLOAT[case]
-    m, x, y = mean_model(shape, axes, keep, dtype="float32")
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=3, float_range=1000.0)

@@ -14,6 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 torch.set_num_threads(1)  # tiny layers; threads only contend with the other test worker
 
 
+@pytest.fixture(autouse=True)
+def _torch_nn_restored():
+    """A test that calls dmxgen.aware() and fails (or forgets aware(False)) leaves torch.nn as it was."""
+    yield
+    from dmxgen.compress.aware import aware
+
+    aware(False)
+
+
 def compare(model, x: torch.Tensor, graph=None):
     """(reference codes, fake-quant codes) on x, both int64 in the graph's layout."""
     from dmxgen.api import reference_outputs

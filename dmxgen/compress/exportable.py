@@ -1,0 +1,85 @@
+"""What `Model.transform` can already tell will not export, refused there with the exporter's own words.
+
+Input and output counts come from the traced graph; the layout a tensor will
+have in the integer graph (NCHW after a Conv2d, NCL after a Conv1d, plain after
+a Linear or a flatten) follows from the layers alone, so a Linear over a
+channels-first tensor and a `mean` over a non-spatial dim need no example
+input. What depends on sizes is checked on the first calibration batch
+(`Model.calibrating`), still long before `dmxgen.save`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+
+from ..errors import DmxError
+from .aware import torch_nn
+from .pools import pool_spec
+
+MEAN_SPATIAL_ONLY = "mean is supported over the spatial dims only"
+POOL_NEEDS_CHANNELS_FIRST = "pooling needs an NCHW or NCL input"
+_FLATTENS = {torch.flatten, "flatten"}
+
+
+def inputs_message(n_inputs: int) -> str:
+    return f"the model takes {n_inputs} inputs; the torch frontend exports single-input models"
+
+
+def io_message(source: str, n_inputs: int, n_outputs: int) -> str:
+    """The PyTorch path's own limit (Model.output_quant, save's agreement check take one output;
+    the backends take several)."""
+    return (f"{source}: the PyTorch path (dmxgen.Model, dmxgen.save) handles models with one output; "
+            f"this one has {n_outputs} outputs")
+
+
+def linear_layout_message(layout: str) -> str:
+    return f"Linear over the last dim of a {layout.upper()} tensor is not supported; flatten it first"
+
+
+def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str) -> None:
+    """Raise the DmxError export would raise, for what the structure alone decides."""
+    nodes = list(gm.graph.nodes)
+    n_in = sum(1 for n in nodes if n.op == "placeholder")
+    if n_in != 1:
+        raise DmxError(inputs_message(n_in))
+    out = next(n for n in nodes if n.op == "output").args[0]
+    n_out = len(out) if isinstance(out, (list, tuple)) else 1
+    if n_out != 1:
+        raise DmxError(io_message(source, n_in, n_out))
+    mods = dict(gm.named_modules())
+    layout: dict = {}  # node -> nchw | ncl | plain | unknown
+    for node in nodes:
+        k = kind.get(node)
+        if k in (None, "shape", "output"):
+            continue
+        ins = [layout[a] for a in node.all_input_nodes if a in layout]
+        here = ins[0] if ins else "unknown"
+        if k == "weighted":
+            m = mods[node.target]
+            if isinstance(m, torch_nn.Linear):
+                if here in ("nchw", "ncl"):
+                    raise DmxError(f"layer {layer_name(node)!r}: {linear_layout_message(here)}")
+                here = "plain"
+            else:
+                here = "ncl" if isinstance(m, torch_nn.Conv1d) else "nchw"
+        elif k == "reshape":
+            here = "plain" if node.op == "call_module" or node.target in _FLATTENS else "unknown"
+        elif k in ("avgpool", "maxpool") and here == "plain":
+            raise DmxError(f"layer {layer_name(node)!r}: {POOL_NEEDS_CHANNELS_FIRST}")
+        elif k == "avgpool" and node.op != "call_module":
+            spec = pool_spec(node, mods)
+            if spec["type"] == "mean":
+                _check_mean(layer_name(node), spec, here)
+                if not spec["keepdim"]:
+                    here = "plain"
+        layout[node] = here
+
+
+def _check_mean(name: str, spec: dict, layout: str) -> None:
+    if layout == "unknown":  # rank unknown: only the batch and channel dims are surely not spatial
+        bad = any(d in (0, 1) for d in spec["dims"])
+    else:
+        rank = 4 if layout == "nchw" else 3
+        bad = {d % rank for d in spec["dims"]} != (set(range(2, rank)))
+    if bad:
+        raise DmxError(f"layer {name!r}: {MEAN_SPATIAL_ONLY}")

@@ -1,0 +1,84 @@
+"""Requantization constants from float scales, as TFLite's Prepare steps derive them.
+
+Both frontends call these: the TFLite reader with the scales of a .tflite,
+the PyTorch side (compress/intops.py, for the fake-quantized forward and the
+exporter alike) with the scales its observers chose. Scales are taken as
+float32, as a .tflite stores them, and widened to double where TFLite does.
+Rounding is fixedpoint.py's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .fixedpoint import quantize_multiplier, quantize_multiplier_array, round_half_away
+
+ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD: inputs are widened by 2**20 before rescaling
+# Fused activations as clamp bounds in real units (None: no bound on that side).
+ACTIVATIONS: dict[str, tuple[float | None, float | None]] = {
+    "NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+def _f32(x) -> float:
+    return float(np.float32(x))
+
+
+def conv_multipliers(s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (multiplier, shift) of conv, depthwise and FC: s_in * s_w / s_out in double
+    (PopulateConvolutionQuantizationParams; LiteRT and TFLM do FULLY_CONNECTED the same way)."""
+    reals = [_f32(s_in) * _f32(s) / _f32(s_out) for s in np.ravel(w_scales)]
+    return quantize_multiplier_array(np.array(reals, dtype=np.float64))
+
+
+def add_params(sa: float, sb: float, so: float) -> dict:
+    """TFLite's int8 ADD: left shift 20, each input rescaled to twice the larger input scale."""
+    sa, sb, so = _f32(sa), _f32(sb), _f32(so)
+    twice_max = 2 * max(sa, sb)
+    m1, s1 = quantize_multiplier(sa / twice_max)
+    m2, s2 = quantize_multiplier(sb / twice_max)
+    mo, sho = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * so))
+    return {"left_shift": ADD_LEFT_SHIFT, "input1_multiplier": m1, "input1_shift": s1,
+            "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": sho}
+
+
+def mul_params(sa: float, sb: float, so: float, float32_product: bool = False) -> dict:
+    """int8 MUL: (multiplier, shift) of sa * sb / so.
+
+    LiteRT's mul.cc evaluates it in float32 (`float32_product`), TFLite Micro's
+    mul_common.cc in double (the default, which the PyTorch side uses too); the
+    two differ for some scales.
+    """
+    if float32_product:
+        real = float(np.float32(np.float32(sa) * np.float32(sb)) / np.float32(so))
+    else:
+        real = _f32(sa) * _f32(sb) / _f32(so)
+    mo, sho = quantize_multiplier(real)
+    return {"output_multiplier": mo, "output_shift": sho}
+
+
+def requant_params(s_in: float, s_out: float) -> tuple[int, int]:
+    """(multiplier, shift) of s_in / s_out: int8 -> int8 QUANTIZE, MEAN's rescale, concat inputs."""
+    return quantize_multiplier(_f32(s_in) / _f32(s_out))
+
+
+def clamp_range(lo: float | None, hi: float | None, scale: float, zero_point: int,
+                qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """Clamp bounds in real units -> on the output grid (CalculateActivationRangeQuantized:
+    f / scale in float32, rounded half away from zero, kept inside [qmin, qmax])."""
+    def q(f: float) -> int:
+        return zero_point + round_half_away(float(np.float32(f) / np.float32(scale)))
+
+    return (qmin if lo is None else max(qmin, q(lo))), (qmax if hi is None else min(qmax, q(hi)))
+
+
+def activation_range(activation: str | None, scale: float, zero_point: int,
+                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """Clamp bounds of a fused activation (NONE, RELU, RELU6, RELU_N1_TO_1) in the quantized domain."""
+    name = "NONE" if activation in (None, "none") else activation
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unsupported fused activation {activation}")
+    return clamp_range(*ACTIVATIONS[name], scale, zero_point, qmin, qmax)
+
+
+def activation_name(lo: float | None, hi: float | None) -> str:
+    """The fused activation a clamp is, for reports; CLAMP when it is none of TFLite's."""
+    return next((name for name, bounds in ACTIVATIONS.items() if bounds == (lo, hi)), "CLAMP")

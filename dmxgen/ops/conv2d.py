@@ -1,0 +1,47 @@
+"""conv2d: TFLite's reference_integer_ops::ConvPerChannel (NHWC input, OHWI weights, int32 bias)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import register
+from ._families import ConvSpec
+from ._requant import exact_matmul, requantize
+from ._spec import Pair, PerChannel, Quad
+from ._windows import conv_patches
+
+
+@dataclass(frozen=True)
+class Conv2dAttrs:
+    stride: Pair
+    dilation: Pair
+    pad: Quad  # top, left, bottom, right
+    input_offset: int  # -zero point of the input
+    output_offset: int  # zero point of the output
+    multiplier: PerChannel  # Q31 requantization multiplier per output channel
+    shift: PerChannel
+    activation: str  # the fused activation's name, for reports; act_min/act_max apply it
+    act_min: int
+    act_max: int
+    weight_bits: int = 8  # 4: the weights fit int4 and are stored two per byte
+
+
+@register
+class Conv2d(ConvSpec):
+    kind = "conv2d"
+    summary = "2-D convolution, NHWC input, OHWI weights, int32 bias"
+    Attrs = Conv2dAttrs
+    targets = ("c", "c_mve", "hls", "tflite", "torch")
+
+    def reference(self, op, args, out_t):
+        x, w = args[0], args[1]
+        bias = args[2] if len(args) > 2 else None
+        a = op.a
+        cout, kh, kw, cin = w.shape
+        n, oh, ow, _ = out_t.shape
+        p = conv_patches(x, a, kh, kw, (oh, ow)).reshape(n * oh * ow, kh * kw * cin)
+        acc = exact_matmul(p, w.reshape(cout, -1).T)
+        if bias is not None:
+            acc += bias.astype(np.int64)
+        return requantize(acc, a, out_t.dtype).reshape(out_t.shape)

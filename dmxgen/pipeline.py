@@ -1,0 +1,140 @@
+"""One pipeline for every target: load -> lowering passes -> storage policy -> memory plan -> test vectors.
+
+`dmxgen export` (C and HLS alike) and `dmxgen verify OUT` call `prepare`, and
+the backends print the `Prepared` result: they neither lower nor make test
+vectors themselves, so every target sees the same lowered graph and the same
+vectors. This module sits below the backends (it imports none of them): the
+C backend's per-op scratch sizes, the one backend fact the memory plan needs,
+come in as the `scratch` argument.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import vectors as test_vectors
+from .errors import DmxError
+from .graph import Graph, Op
+from .passes import lower
+from .plan import Plan, plan_memory
+from .vectors import Vectors
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_model(path: str | Path, semantics: str = "tflite", trust_pickle: bool = False) -> Graph:
+    """A Graph from a .tflite (TFLite or TFLM semantics) or a model saved by dmxgen.save."""
+    from .frontends import load
+
+    if str(path).endswith(".tflite"):
+        return load(path, semantics=semantics)
+    return load(path, trust_pickle=trust_pickle)
+
+
+@dataclass
+class Storage:
+    """How weights are to be stored: the one policy every backend receives (docs/exported-folder.md)."""
+
+    fmt: str = "auto"
+    min_sparsity: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_sparsity <= 1.0:
+            raise DmxError(f"--min-sparsity must be between 0 and 1, got {self.min_sparsity}")
+
+
+@dataclass
+class Prepared:
+    """A model ready to print: the graph as loaded, the lowered graph the backends print, the passes
+    that changed it, the storage policy, the arena plan (when asked for) and the test vectors."""
+
+    graph: Graph
+    lowered: Graph
+    passes: list[str]
+    storage: Storage
+    semantics: str
+    source: dict  # path, name and sha256 of the model file (None values for a graph built in memory)
+    make_vectors: Callable[[], Vectors] = field(repr=False)
+    plan: Plan | None = None
+    scratch: dict[int, int] = field(default_factory=dict)
+    _vectors: Vectors | None = field(default=None, repr=False)
+
+    @property
+    def vectors(self) -> Vectors:
+        """Made on first use, so that a backend's refusal of the graph comes before the reference runs."""
+        if self._vectors is None:
+            self._vectors = self.make_vectors()
+        return self._vectors
+
+    @property
+    def sample(self) -> int:
+        """Index of the vector that becomes input.h: the first of --input when given, else the first random one."""
+        return self.vectors.random if self.vectors.files else 0
+
+
+ScratchFn = Callable[[Graph, Op], int]
+
+
+def prepare(model: str | Path | Graph, *, source: str | Path | None = None, semantics: str = "tflite",
+            trust_pickle: bool = False, fmt: str = "auto", min_sparsity: float = 0.5, n_vectors: int = 8,
+            seed: int = 0, input_files=(), scratch: ScratchFn | None = None) -> Prepared:
+    """Load (when `model` is a path), lower, plan and make test vectors.
+
+    `source` names the file a Graph was loaded from (its path and sha256 go into the manifest so that
+    `dmxgen verify OUT` can recompute the reference); a path `model` is its own source. `scratch(graph, op)`
+    gives the bytes of working memory a kernel needs; without it there is no arena plan.
+    """
+    storage = Storage(fmt, min_sparsity)
+    if isinstance(model, Graph):
+        graph = model
+    else:
+        graph = load_model(model, semantics=semantics, trust_pickle=trust_pickle)
+        source = model if source is None else source
+    applied: list[str] = []
+    lowered = lower(graph, applied)
+    src = Path(source).resolve() if source is not None else None
+    info = ({"path": str(src), "name": src.name, "sha256": sha256(src)} if src else
+            {"path": None, "name": Path(graph.source).name if graph.source else "graph", "sha256": None})
+    key = (info["path"], info["sha256"], semantics) if src else None
+    files = tuple(input_files)
+    prepared = Prepared(graph, lowered, applied, storage, semantics, info,
+                        lambda: test_vectors.compute(graph, lowered, n_vectors, seed, files, key=key))
+    if scratch is not None:
+        prepared.scratch = {i: scratch(lowered, op) for i, op in enumerate(lowered.ops)}
+        prepared.plan = plan_memory(lowered, prepared.scratch)
+    return prepared
+
+
+def prepare_from_manifest(manifest: dict, *, n_vectors: int, seed: int, input_files=(),
+                          trust_pickle: bool = False) -> Prepared | None:
+    """The pipeline re-run on the model an exported folder was made from, for `dmxgen verify OUT`.
+
+    None when the manifest names no model file, the file is gone or changed (sha256), it is a
+    pickle verify was not told to trust, or its lowered graph no longer has the folder's layers:
+    the folder's stored test vectors then stand in.
+    """
+    path = manifest["source"]["path"]
+    if not path or not source_unchanged(manifest):
+        return None
+    try:
+        prepared = prepare(Path(path), semantics=manifest["semantics"], trust_pickle=trust_pickle,
+                           n_vectors=n_vectors, seed=seed, input_files=input_files)
+    except DmxError as e:
+        from .frontends.torch import PICKLE_WHY  # only here: the TFLite path never imports torch
+
+        if trust_pickle or PICKLE_WHY not in str(e):
+            raise
+        return None
+    if len(prepared.lowered.ops) != len(manifest["layers"]):
+        return None
+    return prepared
+
+
+def source_unchanged(manifest: dict) -> bool:
+    """The source model is still the file that was exported (same sha256)."""
+    path = manifest["source"]["path"]
+    return bool(path) and Path(path).is_file() and sha256(path) == manifest["source"]["sha256"]

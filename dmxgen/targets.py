@@ -1,0 +1,90 @@
+"""The pipeline's result printed by the backends: `dmxgen export` and `dmxgen verify OUT` as library calls.
+
+`export` prepares the model once (dmxgen/pipeline.py) and has every asked-for
+target print it into ONE temporary folder, which replaces OUT only when all of
+them succeeded (backends/c_files.py atomic_folder), so OUT is never a mix of
+a new C export and an old hls/. `verify_folder` re-runs the pipeline on the
+model a folder was exported from (else takes its stored vectors) and checks
+the host build against it. The commands are thin wrappers over these two.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import pipeline
+from .backends import c as c_backend
+from .backends import host
+from .backends.c_files import atomic_folder
+from .backends.c_layers import scratch_bytes
+from .errors import DmxError
+from .graph import Graph
+
+TARGETS = ("c", "hls")
+
+
+def export(model: str | Path | Graph, out: str | Path, *, targets=("c",), source: str | Path | None = None,
+           fmt: str = "auto", semantics: str = "tflite", min_sparsity: float = 0.5, input_files=(),
+           n_vectors: int = 8, seed: int = 0, trust_pickle: bool = False, hls: dict | None = None) -> dict:
+    """Write the exported folder for `model` (a model file or a Graph) to `out`; return its manifest.
+
+    `source` is the file a Graph was loaded from (its path and sha256 go into the manifest so that
+    `dmxgen verify OUT` can recompute the reference); None for a graph built in memory, which
+    `verify` then checks against the stored test vectors only. `hls` holds write_hls's options
+    (interface, part, clock_ns, reuse_factor).
+    """
+    bad = [t for t in targets if t not in TARGETS]
+    if bad or not targets:
+        raise DmxError(f"unknown --target {bad[0] if bad else ''!r}; choose from {', '.join(TARGETS)}")
+    with_c = "c" in targets
+    prepared = pipeline.prepare(model, source=source, semantics=semantics, trust_pickle=trust_pickle, fmt=fmt,
+                                min_sparsity=min_sparsity, seed=seed, input_files=input_files,
+                                n_vectors=n_vectors if with_c else max(n_vectors, 1),  # the testbench needs one
+                                scratch=scratch_bytes if with_c else None)
+    with atomic_folder(Path(out), c_backend.MANIFEST) as tmp:
+        if with_c:
+            manifest = c_backend.write(prepared, tmp)
+        else:
+            manifest = {"targets": ["hls"], "source": {"path": prepared.source["path"]}, "semantics": semantics}
+        if "hls" in targets:
+            from .backends.hls import write_hls
+
+            manifest["hls"] = write_hls(prepared.lowered, tmp, weight_format=fmt, min_sparsity=min_sparsity,
+                                        sample_inputs=prepared.vectors.inputs,
+                                        expected_outputs=prepared.vectors.outputs, **(hls or {}))
+            (tmp / c_backend.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def verify_folder(path: str | Path, n_inputs: int = 8, seed: int = 0, input_files=(), opt: str = "-O2",
+                  extra: tuple[str, ...] = (), trust_pickle: bool = False) -> dict:
+    """Build an exported folder with sanitizers, run it and compare with the reference, to the bit.
+
+    Expected values come from the pipeline re-run on the source model recorded in manifest.json when
+    it is still there (same sha256; a pickled checkpoint only with trust_pickle), else from the test
+    vectors stored in the folder. `opt` and `extra` (compiler flags) let tests trade optimisation
+    for build time.
+    """
+    folder = Path(path)
+    m = host.read_manifest(folder)
+    if "layers" not in m:
+        raise DmxError(f"{folder}: holds no C export (exported with --target {','.join(m.get('targets', []))}); "
+                       "check its hls/ with `make -C hls csim MODEL=...`")
+    prepared = pipeline.prepare_from_manifest(m, n_vectors=n_inputs, seed=seed, input_files=input_files,
+                                              trust_pickle=trust_pickle)
+    if prepared is not None:
+        v = prepared.vectors
+        exp = host.Expected(v.inputs, v.outputs, v.layers, [(op.name, op.kind) for op in prepared.lowered.ops],
+                            "model")
+    else:
+        exp = host.stored_expected(folder, m, n_inputs, seed, input_files, _why_stored(m))
+    return host.check_folder(folder, m, exp, opt=opt, extra=extra)
+
+
+def _why_stored(m: dict) -> str:
+    path = m["source"]["path"]
+    if not path:
+        return "the export names no source model file"
+    if Path(path).suffix != ".tflite" and pipeline.source_unchanged(m):  # prepare_from_manifest did not load it
+        return f"the source model {path} is a pickle (pass --trust-pickle to re-load it)"
+    return f"the source model {path} is missing or changed since the export"

@@ -1,0 +1,40 @@
+"""requantize: TFLite QUANTIZE of an int8 input, int8 -> int8 onto another scale and zero point."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmxgen.frontends.tflite import load_tflite
+
+from ._harness import check
+from .test_quantize import quantize_model
+
+
+REQUANT_CASES = {
+    "scale_down": (0.1, 0, 0.05, 0),  # (in_scale, in_zp, out_scale, out_zp); values double, so they clip
+    "scale_up": (0.05, -3, 0.2, 4),
+    "zp_change_only": (0.05, -10, 0.05, 20),
+    "zp_127_both": (0.02, 127, 0.01, 127),
+    "zp_m128_both": (0.01, -128, 0.02, -128),
+    "ratio_just_below_one": (0.0999, 1, 0.1, -1),
+    "ratio_large": (1.0, 0, 0.001, 0),
+    "ratio_tiny": (0.001, 5, 1.0, -5),
+}
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("case", list(REQUANT_CASES))
+def test_requantize_int8(tmp_path, case, golden):
+    s_in, zp_in, s_out, zp_out = REQUANT_CASES[case]
+    m, x, y = quantize_model(s_out, zp_out, "int8", s_in, zp_in)
+    every = np.resize(np.arange(-128, 128, dtype=np.int8), 100).reshape(2, 50)
+    rest = np.arange(-128, 128, dtype=np.int8)[100:200].reshape(2, 50)
+    check(m, tmp_path, [x], [y], goldens=(golden,), n=4, seed=11, extra=[[every], [rest]],
+          min_distinct=1 if case == "ratio_tiny" else 2)
+
+
+def test_an_int8_quantize_is_a_requantize_op_named_after_the_operator(tmp_path):
+    m, x, y = quantize_model(0.05, 3, "int8", 0.1, -2)
+    ops = load_tflite(m.save(tmp_path / "m.tflite", [x], [y])).ops
+    assert [(op.name, op.kind) for op in ops] == [("quantize_0", "requantize")]
+    assert ops[0].spec.inplace(ops[0])

@@ -1,0 +1,179 @@
+"""What cannot be exported is refused at Model.transform, in one short line, with the later stage's words."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dmxgen.api import Model
+from dmxgen.errors import DmxError
+from dmxgen.graph import Graph, Op, QuantParams, Tensor
+
+
+def _refusal(net) -> str:
+    with pytest.raises(DmxError) as e:
+        Model(net).transform()
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+class ChannelMean(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=1)  # over channels, not over H and W
+
+
+class LastDimMean(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(-2))  # -2 of an NCL tensor is C
+
+
+class LinearOnConv1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.conv(x)))  # over L of an NCL tensor
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.a, self.b = nn.Linear(4, 2), nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.a(h), self.b(h)
+
+
+def test_mean_over_a_non_spatial_dim_is_refused_at_transform():
+    assert _refusal(ChannelMean()) == "layer 'mean': mean is supported over the spatial dims only"
+    assert _refusal(LastDimMean()) == "layer 'mean': mean is supported over the spatial dims only"
+
+
+def test_linear_on_a_conv1d_tensor_is_refused_at_transform():
+    assert _refusal(LinearOnConv1d()) == ("layer 'fc': Linear over the last dim of a NCL tensor is not supported; "
+                                          "flatten it first")
+
+
+def test_two_outputs_are_refused_at_transform_as_a_limit_of_the_torch_path_not_of_the_c_backend():
+    from dmxgen.backends.c import check_exportable
+
+    g = Graph(source="TwoHeads (torch)")
+    for name in ("x", "a", "b"):
+        g.add_tensor(Tensor(name, (1, 4), "int8", QuantParams(np.array([0.1], np.float32), np.array([0]))))
+    g.inputs, g.outputs = ["x"], ["a", "b"]
+    g.ops += [Op("ha", "reshape", ["x"], ["a"]), Op("hb", "reshape", ["x"], ["b"])]
+    check_exportable(g)  # the C backend takes several outputs now
+    assert _refusal(TwoHeads()) == ("TwoHeads (torch): the PyTorch path (dmxgen.Model, dmxgen.save) handles "
+                                    "models with one output; this one has 2 outputs")
+
+
+class Fine2d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((-2, -1)))  # spatial, as negative dims
+
+
+class Fine1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc, self.head = nn.Conv1d(3, 4, 3), nn.Linear(12, 2), nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.fc(torch.flatten(y, 1)) + self.head(y.mean(-1))  # flattened; mean over L
+
+
+@pytest.mark.parametrize("net, shape", [(Fine2d(), (8, 3, 5, 5)), (Fine1d(), (8, 3, 5))], ids=["2d", "1d"])
+def test_what_export_accepts_still_transforms(net, shape):
+    x = torch.randn(shape)
+    m = Model(net).transform()
+    with m.calibrating():
+        m(x)
+    assert "fully_connected" in [op.kind for op in m.to_graph(x[:1]).ops]
+
+
+# -- item 12: the not-supported message is short and names the layer, its module path and the reason --
+
+
+class Custom(nn.Module):
+    def forward(self, x):
+        return torch.cumsum(x, 1)
+
+
+class Deep(nn.Module):
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.stem = nn.Linear(4, 4)
+        self.blocks = nn.Sequential(nn.Identity(), nn.Sequential(inner))
+
+    def forward(self, x):
+        return self.blocks(self.stem(x))
+
+
+@pytest.mark.parametrize("inner, start, reason", [
+    (nn.LSTM(4, 4), "layer 'blocks.1.0' (LSTM) is not supported", "no integer kernel"),
+    (nn.Softmax(dim=1), "layer 'blocks.1.0' (Softmax) is not supported", "no integer kernel"),
+    (Custom(), "layer 'cumsum' in module 'blocks.1.0' (cumsum) is not supported", "no integer kernel"),
+])
+def test_not_supported_is_one_short_line_pointing_at_the_table(inner, start, reason):
+    class Wrapped(Deep):
+        def forward(self, x):
+            y = self.blocks(self.stem(x))
+            return y[0] if isinstance(y, tuple) else y  # LSTM returns (output, state)
+
+    msg = _refusal(Wrapped(inner))
+    assert msg.startswith(start) and reason in msg
+    assert msg.endswith("see docs/compression.md#supported-layers")
+    assert len(msg) < 200 and "Conv2d" not in msg  # no list of everything supported
+
+
+def test_the_support_table_anchor_exists():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "compression.md").read_text()
+    assert '<a id="supported-layers"></a>\n## Supported layers\n' in doc  # the anchor the messages point at
+
+
+def test_size_dependent_refusals_come_on_the_first_calibration_batch():
+    """transform cannot see sizes; the first batch inside calibrating() builds the graph and refuses
+    with export's own message, before any fine-tuning."""
+    class SqueezedPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.conv1d = nn.Conv2d(3, 4, 3), nn.Conv1d(4, 2, 1)
+
+        def forward(self, x):
+            y = torch.flatten(self.conv(x).mean((2, 3), keepdim=True), 2)  # [N, 4, 1]: flatten(2) of NCHW
+            return torch.flatten(self.conv1d(y), 1)
+
+    x = torch.randn(8, 3, 5, 5)
+    m = Model(SqueezedPool()).transform()
+    with pytest.raises(DmxError) as first_batch:
+        with m.calibrating():
+            m(x)
+    m2 = Model(SqueezedPool()).transform()
+    m2._export_checked = True  # as before: calibrating accepts it and export refuses it
+    with m2.calibrating():
+        m2(x)
+    with pytest.raises(DmxError) as export:
+        m2.to_graph(x[:1])
+    assert str(first_batch.value) == str(export.value)
+    assert str(export.value).startswith("layer 'flatten': reshape of a NCHW tensor [1, 4, 1, 1] to [1, 4, 1]")
