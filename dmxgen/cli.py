@@ -43,8 +43,18 @@ class LazyGroup(click.Group):
         except DmxError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"dmxgen: error: {e}", err=True)
-            sys.exit(2)
+            fail(str(e))
+        except click.UsageError as e:  # a bad option or argument of a command: one line too, not click's three
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            command = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx is not ctx else ""
+            fail(f"{e.format_message()} (see dmxgen{command} --help)")
+
+
+def fail(message: str) -> None:
+    """Print the one error line every bad input gets and exit 2."""
+    click.echo(f"dmxgen: error: {message}", err=True)
+    sys.exit(2)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

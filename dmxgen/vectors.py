@@ -19,6 +19,7 @@ from . import reference
 from .errors import DmxError
 from .graph import Graph
 from .graph.fixedpoint import quantize_float
+from .progress import progress
 
 _CACHE: OrderedDict[tuple, Vectors] = OrderedDict()
 _CACHE_SIZE = 2
@@ -127,7 +128,7 @@ def compute(graph: Graph, lowered: Graph, n_random: int, seed: int, input_files=
         raise DmxError("no test inputs: ask for at least one random input or give an --input FILE.npy")
     same = [id(o) for o in lowered.ops] == [id(o) for o in graph.ops]
     outputs, layers = [], []
-    for s in sets:
+    for s in progress(sets, desc="test vectors", unit="vector", leave=False):
         values = reference.run(lowered, s, keep=True)
         layers.append({i: values[op.outputs[0]] for i, op in enumerate(lowered.ops)})
         if not same:

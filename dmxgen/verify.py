@@ -8,6 +8,7 @@ import numpy as np
 from . import reference
 from .goldens import run_golden_layers
 from .graph import Graph
+from .progress import progress
 
 
 def diff(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
@@ -25,7 +26,7 @@ def verify_model(graph: Graph, path: str | Path, input_sets: list[list[np.ndarra
     outputs = {n: {"name": n, "max_abs_diff": 0.0, "mismatches": 0, "values": 0} for n in graph.outputs}
     layers = {op.name: {"name": op.name, "op": op.kind, "max_abs_diff": 0.0, "mismatches": 0} for op in graph.ops}
     compare_layers = per_layer and golden == "tflite"
-    for inputs in input_sets:
+    for inputs in progress(input_sets, desc="verify", unit="input", leave=False):
         values = reference.run(graph, inputs, keep=compare_layers)
         gold, every = run_golden_layers(path, inputs, golden, n_outputs=len(graph.outputs), layers=compare_layers)
         for name, g in zip(graph.outputs, gold):

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "dmxgen"
-BASE = {"errors", "_libm"}  # leaf helpers every unit may use
+BASE = {"errors", "_libm", "progress"}  # leaf helpers every unit may use
 
 # unit -> units it may import (besides BASE), as DESIGN.md's table says
 ALLOWED = {
@@ -41,6 +41,7 @@ ALLOWED = {
     "testing": set(),  # builders of test models (flatbuffers), used by tests only
     "errors": set(),
     "_libm": set(),
+    "progress": set(),  # tqdm bars on a terminal stderr
 }
 EVERYTHING = {"commands"}  # commands may import every unit; nothing but cli imports them
 

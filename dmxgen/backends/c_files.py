@@ -16,6 +16,9 @@ from ..errors import DmxError
 
 def check_target(out: Path, marker: str) -> None:
     """OUT may be absent, an empty folder, or a previous export (holding `marker`)."""
+    above = next((p for p in out.parents if p.exists() or p.is_symlink()), None)
+    if above is not None and not above.is_dir():
+        raise DmxError(f"{out}: {above} is a file, not a folder; choose another output path")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise DmxError(f"{out}: exists and is not a folder; choose another output path")
     if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
@@ -41,8 +44,26 @@ def glob_escape(name: str) -> str:
 
 @contextmanager
 def atomic_folder(out: Path, marker: str) -> Iterator[Path]:
-    """Yield a temporary folder beside `out`; on success it replaces `out`, on error it is removed."""
+    """Yield a temporary folder beside `out`; on success it replaces `out`, on error it is removed.
+
+    A file-system error (no such folder, permission, read-only or full disk) becomes one DmxError
+    naming the path, with the previous `out` left as it was."""
     out = Path(out)
+    try:
+        with _replacing(out, marker) as tmp:
+            yield tmp
+    except OSError as e:
+        raise DmxError(f"{out}: cannot write the export: {os_reason(e)}") from None
+
+
+def os_reason(e: OSError) -> str:
+    """strerror and the path it is about (the output folder, its parent or a temporary sibling)."""
+    reason = e.strerror or type(e).__name__
+    return f"{reason} ({e.filename})" if e.filename else reason
+
+
+@contextmanager
+def _replacing(out: Path, marker: str) -> Iterator[Path]:
     check_target(out, marker)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out)

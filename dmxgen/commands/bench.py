@@ -8,6 +8,7 @@ import click
 
 from .. import corstone300, firmware
 from ..errors import DmxError
+from ..progress import progress, shown
 from ..report.records import save_bench
 from .common import echo_json, table
 
@@ -35,7 +36,9 @@ def command(out, target, runs, arena, build_dir, timeout, as_json):
     otherwise, 2 on bad input or missing tools.
     """
     model_dir = firmware.check_model_dir(out)
-    results = [firmware.run(model_dir, build_dir=build_dir, arena=arena, timeout=timeout) for _ in range(runs)]
+    with shown(not as_json):
+        results = [firmware.run(model_dir, build_dir=build_dir, arena=arena, timeout=timeout)
+                   for _ in progress(range(runs), desc="bench m55", unit="run", leave=False)]
     first = results[0]
     info = _manifest_layers(model_dir)
     total = first.total_instructions or 0

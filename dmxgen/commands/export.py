@@ -7,6 +7,7 @@ import click
 
 from ..codecs import policy as storage
 from ..errors import DmxError
+from ..progress import shown
 from ..targets import TARGETS
 from .common import TRUST_PICKLE_HELP, echo_json, table
 
@@ -62,10 +63,11 @@ def command(model, out, fmt, min_sparsity, semantics, input_files, vectors, seed
 
     chosen = parse_targets(targets)
     out = Path(out)
-    manifest = export(model, out, targets=chosen, fmt=fmt, semantics=semantics, min_sparsity=min_sparsity,
-                      input_files=tuple(input_files), n_vectors=vectors, seed=seed, trust_pickle=trust_pickle,
-                      hls={"interface": hls_interface, "part": part, "clock_ns": clock_ns,
-                           "reuse_factor": reuse_factor})
+    with shown(not as_json):
+        manifest = export(model, out, targets=chosen, fmt=fmt, semantics=semantics, min_sparsity=min_sparsity,
+                          input_files=tuple(input_files), n_vectors=vectors, seed=seed, trust_pickle=trust_pickle,
+                          hls={"interface": hls_interface, "part": part, "clock_ns": clock_ns,
+                               "reuse_factor": reuse_factor})
     if "c" not in chosen:
         if as_json:
             echo_json(manifest)

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import DmxError
+from ..progress import shown
 from ..vectors import random_inputs, read_input_file
 from .common import TRUST_PICKLE_HELP, echo_json, load_model, table
 
@@ -34,32 +35,35 @@ def command(target, n_inputs, seed, input_files, golden, trust_pickle, as_json):
     vs the reference). Exit status 0 only when every output is bit-exact,
     1 when any differs, 2 on bad input.
     """
-    path = Path(target)
-    if path.is_dir():
-        from ..targets import verify_folder
-
-        result = verify_folder(path, n_inputs=n_inputs, seed=seed, input_files=input_files,
-                               trust_pickle=trust_pickle)
-    else:
-        if not path.exists():
-            raise DmxError(f"{path}: no such file")
-        if path.suffix != ".tflite":
-            raise DmxError(f"{path}: verify compares against a TFLite interpreter, so it needs a .tflite "
-                           "model (or an exported folder)")
-        from ..verify import verify_model
-
-        graph = load_model(str(path), semantics="tflm" if golden == "tflm" else "tflite")
-        sets = random_inputs(graph, n_inputs, seed)
-        for f in input_files:
-            sets += read_input_file(graph, f)
-        if not sets:
-            raise DmxError("no inputs to run: give --inputs N or --input FILE.npy")
-        result = verify_model(graph, path, sets, golden=golden)
+    with shown(not as_json):
+        result = _run(Path(target), n_inputs, seed, input_files, golden, trust_pickle)
     if as_json:
         echo_json(result)
     else:
         _print(result)
     raise SystemExit(0 if result["bit_exact"] else 1)
+
+
+def _run(path: Path, n_inputs: int, seed: int, input_files, golden: str, trust_pickle: bool) -> dict:
+    """The comparison TARGET asks for: an exported folder's host build, or a .tflite against its golden."""
+    if path.is_dir():
+        from ..targets import verify_folder
+
+        return verify_folder(path, n_inputs=n_inputs, seed=seed, input_files=input_files, trust_pickle=trust_pickle)
+    if not path.exists():
+        raise DmxError(f"{path}: no such file")
+    if path.suffix != ".tflite":
+        raise DmxError(f"{path}: verify compares against a TFLite interpreter, so it needs a .tflite "
+                       "model (or an exported folder)")
+    from ..verify import verify_model
+
+    graph = load_model(str(path), semantics="tflm" if golden == "tflm" else "tflite")
+    sets = random_inputs(graph, n_inputs, seed)
+    for f in input_files:
+        sets += read_input_file(graph, f)
+    if not sets:
+        raise DmxError("no inputs to run: give --inputs N or --input FILE.npy")
+    return verify_model(graph, path, sets, golden=golden)
 
 
 def _print(r: dict) -> None:

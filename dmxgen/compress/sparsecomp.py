@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DmxError
+from ..progress import progress
 from . import separation
 from .layers import QuantWeighted
 from .loaders import batches, device_of, set_epoch, split_loader
@@ -80,7 +81,6 @@ class _Log:
     def __init__(self, log, main: bool):
         self.sink = None if log is False or not main else (log if callable(log) else None)
         self.quiet = log is False or not main
-        self.bars = not self.quiet and sys.stderr.isatty()
 
     def __call__(self, line: str) -> None:
         if self.quiet:
@@ -92,10 +92,8 @@ class _Log:
 
         tqdm.write(line, file=sys.stdout)
 
-    def bar(self, **kw):
-        from tqdm import tqdm
-
-        return tqdm(disable=not self.bars, dynamic_ncols=True, file=sys.stderr, **kw)
+    def bar(self, iterable=None, **kw):
+        return progress(iterable, enabled=not self.quiet, **kw)
 
 
 def compress_to_size(model, target_kb, train_loader, test_loader, val_loader=None, *, epochs: int = 10,
@@ -204,7 +202,7 @@ class _Loop:
         opt = torch.optim.Adam(params, lr=self.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs)
         try:
-            for epoch in self.log.bar(iterable=range(self.epochs), desc=desc, leave=False, unit="epoch"):
+            for epoch in self.log.bar(range(self.epochs), desc=desc, leave=False, unit="epoch"):
                 set_epoch(self.train_loader, self.iteration * 1000 + epoch)
                 runner.train()
                 for x, y in batches(self.train_loader, self.device):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import flatbuffers
 import numpy as np
 
 from ..errors import DmxError
@@ -17,6 +18,7 @@ from ..graph import Graph, Op, QuantParams, Tensor
 from ..graph.fixedpoint import quantize_multiplier
 from ..graph.quant_params import activation_range, add_params, conv_multipliers, mul_params, requant_params
 from ..ops import SPECS, RegistrationError
+from . import regular_file_size
 
 try:
     import tflite
@@ -65,9 +67,7 @@ def load_tflite(path: str | Path, semantics: str = "tflite") -> Graph:
     path = Path(path)
     if semantics not in SEMANTICS:
         raise DmxError(f"unknown semantics {semantics!r}; choose one of {', '.join(SEMANTICS)}")
-    buf = path.read_bytes()
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise DmxError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier in the header)")
+    buf = _read_flatbuffer(path)
     try:
         reader = _Reader(path, buf, semantics)
         graph = reader.read()
@@ -77,6 +77,34 @@ def load_tflite(path: str | Path, semantics: str = "tflite") -> Graph:
         raise DmxError(f"{path}: corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
     graph.validate()
     return graph
+
+
+MAX_FLATBUFFER_BYTES = 2**31  # flatbuffers use 32-bit signed offsets: no valid .tflite reaches 2 GiB
+
+
+def _read_flatbuffer(path: Path) -> bytes:
+    """The file's bytes, once it is known to be a plausible flatbuffer: a regular file (not a FIFO,
+    which blocks, nor /dev/zero, which never ends) under 2 GiB whose 8-byte header says TFL3."""
+    size = regular_file_size(path)
+    if size >= MAX_FLATBUFFER_BYTES:
+        raise DmxError(f"{path}: {size} bytes is over the 2 GiB a TFLite flatbuffer can hold")
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8 or head[4:8] != b"TFL3":
+                raise DmxError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier in the header)")
+            return head + f.read()
+    except OSError as e:
+        raise DmxError(f"{path}: cannot read it: {e.strerror}") from None
+
+
+def _builtin_code(oc) -> int:
+    """The operator an OperatorCode names, by TFLite's rule (schema_utils GetBuiltinCode): the larger
+    of builtin_code and deprecated_builtin_code. The tflite package's BuiltinCode() returns the
+    deprecated field whenever builtin_code < 127, so the raw field is read from the table."""
+    field = oc._tab.Offset(10)  # builtin_code: the schema's 4th field (vtable offset 4 + 2 * 3)
+    builtin = oc._tab.Get(flatbuffers.number_types.Int32Flags, field + oc._tab.Pos) if field else 0
+    return max(builtin, oc.DeprecatedBuiltinCode())
 
 
 def _custom_refusal(custom_code: bytes | None) -> str:
@@ -129,6 +157,10 @@ class _Reader:
         q = t.Quantization()
         if q is not None and q.ScaleLength() > 0:
             scale = q.ScaleAsNumpy().astype(np.float32)
+            if not (np.isfinite(scale).all() and (scale > 0).all()):
+                bad = scale[~(np.isfinite(scale) & (scale > 0))][0]
+                raise DmxError(f"{self.path}: tensor {name!r} has quantization scale {bad}; "
+                               "scales must be finite and positive")
             zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(1, np.int64)
             axis = int(q.QuantizedDimension()) if scale.size > 1 else None
             quant = QuantParams(scale, zp, axis)
@@ -178,7 +210,7 @@ class _Reader:
         if opcode_index >= self.model.OperatorCodesLength():
             raise DmxError(f"{self.path}: operator {index} refers to opcode {opcode_index}, which does not exist")
         oc = self.model.OperatorCodes(opcode_index)
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        code = _builtin_code(oc)
         if code == BuiltinOperator.CUSTOM:
             raise DmxError(f"{self.path}: operator {index}: {_custom_refusal(oc.CustomCode())}")
         opname = _OPNAME.get(code, f"builtin code {code}")
@@ -391,6 +423,8 @@ class _Reader:
         if qo.zp != -128 or abs(float(qo.s) - 1 / 256) > 1e-9:
             raise DmxError(f"int8 softmax output must have scale 1/256 and zero point -128, got {qo.describe()}")
         beta = float(o.Beta()) if o else 1.0
+        if not np.isfinite(beta):
+            raise DmxError(f"softmax beta {beta} is not a finite number")
         attrs = {"beta": beta, "input_scale": float(qi.s)}
         if self.semantics == "tflm":  # TFLite Micro's integer-only softmax
             attrs.update(_softmax_gemmlowp_params(beta, float(qi.s)))

@@ -45,7 +45,7 @@ class ModelBuilder:
         self.model.operatorCodes = []
         self.sg = S.SubGraphT()
         self.sg.tensors, self.sg.operators = [], []
-        self._codes: dict[tuple[int, str | None], int] = {}
+        self._codes: dict[tuple[int, str | None, int], int] = {}
 
     def tensor(self, name: str, shape, dtype: str = "int8", scale=None, zero_point=None, data=None,
                axis: int = 0) -> int:
@@ -70,14 +70,17 @@ class ModelBuilder:
         return len(self.sg.tensors) - 1
 
     def op(self, opname: str, inputs: list[int], outputs: list[int], custom_code: str | None = None,
-           **options) -> None:
-        """Append an operator; `custom_code` names a CUSTOM one (e.g. "ethos-u", as Vela writes)."""
+           deprecated_code: str | None = None, **options) -> None:
+        """Append an operator; `custom_code` names a CUSTOM one (e.g. "ethos-u", as Vela writes);
+        `deprecated_code` writes another operator into deprecated_builtin_code (a file whose two
+        fields disagree; the options stay those of `opname`)."""
         code = getattr(S.BuiltinOperator, opname)
-        key = (code, custom_code)
+        deprecated = min(code, 127) if deprecated_code is None else getattr(S.BuiltinOperator, deprecated_code)
+        key = (code, custom_code, deprecated)
         if key not in self._codes:
             oc = S.OperatorCodeT()
             oc.builtinCode = code
-            oc.deprecatedBuiltinCode = min(code, 127)
+            oc.deprecatedBuiltinCode = deprecated
             oc.customCode = custom_code
             oc.version = 1
             self.model.operatorCodes.append(oc)
