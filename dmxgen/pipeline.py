@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import vectors as test_vectors
+from .codecs.policy import EXPORT, PolicyError, StoragePolicy
 from .errors import DmxError
 from .graph import Graph, Op
 from .passes import lower
@@ -35,27 +36,27 @@ def load_model(path: str | Path, semantics: str = "tflite", trust_pickle: bool =
     return load(path, trust_pickle=trust_pickle)
 
 
-@dataclass
-class Storage:
-    """How weights are to be stored: the one policy every backend receives (docs/exported-folder.md)."""
-
-    fmt: str = "auto"
-    min_sparsity: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_sparsity <= 1.0:
-            raise DmxError(f"--min-sparsity must be between 0 and 1, got {self.min_sparsity}")
+def storage_policy(fmt: str = EXPORT.fmt, min_sparsity: float = EXPORT.min_sparsity) -> StoragePolicy:
+    """The export's storage policy (codecs/policy.py; the C backend packs INT4, HLS derives its own),
+    refused with the option's name before anything is loaded or written."""
+    if not 0.0 <= min_sparsity <= 1.0:  # named as the option the user typed; the policy checks the rest
+        raise DmxError(f"--min-sparsity must be between 0 and 1, got {min_sparsity}")
+    try:
+        return replace(EXPORT, fmt=fmt, min_sparsity=min_sparsity)
+    except PolicyError as e:
+        raise DmxError(str(e)) from None
 
 
 @dataclass
 class Prepared:
     """A model ready to print: the graph as loaded, the lowered graph the backends print, the passes
-    that changed it, the storage policy, the arena plan (when asked for) and the test vectors."""
+    that changed it, the storage policy (the C backend's, INT4 packed; HLS derives its own from it), the
+    arena plan (when asked for) and the test vectors."""
 
     graph: Graph
     lowered: Graph
     passes: list[str]
-    storage: Storage
+    storage: StoragePolicy
     semantics: str
     source: dict  # path, name and sha256 of the model file (None values for a graph built in memory)
     make_vectors: Callable[[], Vectors] = field(repr=False)
@@ -80,15 +81,15 @@ ScratchFn = Callable[[Graph, Op], int]
 
 
 def prepare(model: str | Path | Graph, *, source: str | Path | None = None, semantics: str = "tflite",
-            trust_pickle: bool = False, fmt: str = "auto", min_sparsity: float = 0.5, n_vectors: int = 8,
-            seed: int = 0, input_files=(), scratch: ScratchFn | None = None) -> Prepared:
+            trust_pickle: bool = False, fmt: str = EXPORT.fmt, min_sparsity: float = EXPORT.min_sparsity,
+            n_vectors: int = 8, seed: int = 0, input_files=(), scratch: ScratchFn | None = None) -> Prepared:
     """Load (when `model` is a path), lower, plan and make test vectors.
 
     `source` names the file a Graph was loaded from (its path and sha256 go into the manifest so that
     `dmxgen verify OUT` can recompute the reference); a path `model` is its own source. `scratch(graph, op)`
     gives the bytes of working memory a kernel needs; without it there is no arena plan.
     """
-    storage = Storage(fmt, min_sparsity)
+    storage = storage_policy(fmt, min_sparsity)
     if isinstance(model, Graph):
         graph = model
     else:

@@ -17,6 +17,7 @@ from .backends import c as c_backend
 from .backends import host
 from .backends.c_files import atomic_folder
 from .backends.c_layers import scratch_bytes
+from .codecs.policy import EXPORT
 from .errors import DmxError
 from .graph import Graph
 
@@ -24,7 +25,7 @@ TARGETS = ("c", "hls")
 
 
 def export(model: str | Path | Graph, out: str | Path, *, targets=("c",), source: str | Path | None = None,
-           fmt: str = "auto", semantics: str = "tflite", min_sparsity: float = 0.5, input_files=(),
+           fmt: str = EXPORT.fmt, semantics: str = "tflite", min_sparsity: float = EXPORT.min_sparsity, input_files=(),
            n_vectors: int = 8, seed: int = 0, trust_pickle: bool = False, hls: dict | None = None) -> dict:
     """Write the exported folder for `model` (a model file or a Graph) to `out`; return its manifest.
 
@@ -49,7 +50,9 @@ def export(model: str | Path | Graph, out: str | Path, *, targets=("c",), source
         if "hls" in targets:
             from .backends.hls import write_hls
 
-            manifest["hls"] = write_hls(prepared.lowered, tmp, weight_format=fmt, min_sparsity=min_sparsity,
+            storage = prepared.storage  # the export's format and min sparsity; write_hls stores INT4 unpacked
+            manifest["hls"] = write_hls(prepared.lowered, tmp, weight_format=storage.fmt,
+                                        min_sparsity=storage.min_sparsity,
                                         sample_inputs=prepared.vectors.inputs,
                                         expected_outputs=prepared.vectors.outputs, **(hls or {}))
             (tmp / c_backend.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

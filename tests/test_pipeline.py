@@ -70,3 +70,19 @@ def test_a_failing_hls_target_leaves_the_previous_c_export_untouched(tmp_path):
     assert r.returncode == 2 and "is not an FPGA part name" in r.stderr
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite", "out"]
+
+
+def test_the_storage_policy_is_decided_once_before_the_model_is_read(tmp_path):
+    """Prepared.storage is the export's StoragePolicy (INT4 packed); bad options fail before any load."""
+    from dmxgen.codecs.policy import StoragePolicy
+    from dmxgen.errors import DmxError
+
+    model = small_cnn(seed=2)
+    path = model.save(tmp_path / "m.tflite", [0], [len(model.sg.tensors) - 1])
+    p = pipeline.prepare(path, fmt="dcsr", min_sparsity=0.3)
+    assert p.storage == StoragePolicy("dcsr", 0.3, pack_int4=True)
+    missing = tmp_path / "missing.tflite"
+    with pytest.raises(DmxError, match=r"^unknown weight format 'rle'; choose one of dense, csr, dcsr, auto$"):
+        pipeline.prepare(missing, fmt="rle")
+    with pytest.raises(DmxError, match=r"^--min-sparsity must be between 0 and 1, got 1.5$"):
+        pipeline.prepare(missing, min_sparsity=1.5)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codecs.policy import StoragePolicy
 from ..errors import DmxError
 from ..graph import Graph
 from ..plan import Plan, plan_memory
 from . import c_render
-from .c_layers import Layer, Options, Ref, Resolver, scratch_bytes
+from .c_layers import Layer, Ref, Resolver, scratch_bytes
 from .c_names import Namer, c_comment
 from .c_params import CTYPES
 
@@ -77,14 +78,15 @@ def _check_float(graph: Graph, plan) -> None:
                                "(first QUANTIZE) and output (last DEQUANTIZE)")
 
 
-def build_layers(graph: Graph, options: Options, plan: Plan | None = None):
-    """Lowered graph (and its arena plan, made here when not given) -> (plan, layers)."""
+def build_layers(graph: Graph, storage: StoragePolicy, plan: Plan | None = None):
+    """Lowered graph (and its arena plan, made here when not given) -> (plan, layers), the weights
+    stored as `storage` decides."""
     check_exportable(graph)
     if plan is None:
         plan = plan_memory(graph, {i: scratch_bytes(graph, op) for i, op in enumerate(graph.ops)})
     _check_float(graph, plan)
     namer = Namer()
-    resolver = Resolver(graph, plan, options)
+    resolver = Resolver(graph, plan, storage)
     layers = [resolver.resolve(i, op, namer(op.name)) for i, op in enumerate(graph.ops)]
     _name_io_refs(graph, plan, layers)
     return plan, layers
@@ -123,8 +125,7 @@ def write(prepared, folder: Path) -> dict:
     """Print `prepared` (dmxgen.pipeline.Prepared, planned with this backend's scratch_bytes) into
     `folder` (an empty folder the caller commits); return the manifest."""
     lowered, storage = prepared.lowered, prepared.storage
-    options = Options(fmt=storage.fmt, min_sparsity=storage.min_sparsity)
-    plan, layers = build_layers(lowered, options, prepared.plan)
+    plan, layers = build_layers(lowered, storage, prepared.plan)
     vectors, sample = prepared.vectors, prepared.sample  # after the refusals above: the reference is slow
     ins, outs = io_params(lowered)
     inputs = [_io_info(lowered, n, "input", p) for n, p in zip(lowered.inputs, ins)]

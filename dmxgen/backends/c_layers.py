@@ -105,24 +105,14 @@ class Layer:
         return sum(a.nbytes for a in self.arrays if a.role == "params")
 
 
-@dataclass
-class Options:
-    fmt: str = EXPORT.fmt
-    min_sparsity: float = EXPORT.min_sparsity
-
-    @property
-    def storage(self) -> StoragePolicy:
-        """The weight storage policy these options ask for (codecs/policy.py; C packs INT4)."""
-        return StoragePolicy(self.fmt, self.min_sparsity)
-
-
 class Resolver:
-    """Turns each op of a planned graph into a Layer."""
+    """Turns each op of a planned graph into a Layer, its weights stored as `policy` decides
+    (codecs/policy.py; the C backend's policies pack INT4, as policy.EXPORT does)."""
 
-    def __init__(self, graph: Graph, plan: Plan, options: Options):
-        self.g, self.plan, self.opt = graph, plan, options
+    def __init__(self, graph: Graph, plan: Plan, policy: StoragePolicy = EXPORT):
+        self.g, self.plan = graph, plan
         try:
-            self.storage = assign(graph, options.storage)  # every weight tensor's format, decided once
+            self.storage = assign(graph, policy)  # every weight tensor's format, decided once
         except PolicyError as e:
             raise DmxError(str(e)) from None
 

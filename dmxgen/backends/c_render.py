@@ -63,10 +63,19 @@ def c_f64(x: float) -> str:
     return repr(v)
 
 
+def _c_f32_value(x: float) -> str:
+    """An array element: data (a NaN or inf model input) may be non-finite, unlike a scale."""
+    if np.isnan(x):
+        return "__builtin_nanf(\"\")"
+    if np.isinf(x):
+        return "-__builtin_inff()" if x < 0 else "__builtin_inff()"
+    return c_f32(x)
+
+
 def c_values(values: np.ndarray) -> str:
     """Array elements, comma separated, PER_LINE per line, indented."""
     a = np.asarray(values).reshape(-1)
-    items = [c_f32(x) for x in a.tolist()] if a.dtype.kind == "f" else [str(x) for x in a.tolist()]
+    items = [_c_f32_value(x) for x in a.tolist()] if a.dtype.kind == "f" else [str(x) for x in a.tolist()]
     lines = ["    " + ", ".join(items[i:i + PER_LINE]) for i in range(0, len(items), PER_LINE)]
     return ",\n".join(lines)
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from ..codecs.policy import FORMATS as WEIGHT_FORMATS
 from ..codecs.policy import HLS as HLS_STORAGE
+from ..codecs.policy import PolicyError
 from ..errors import DmxError
 from ..graph import Graph
-from .hls_plan import INTERFACES, Plan, Port, array_wiring, build_plan, stream_wiring
+from .hls_plan import INTERFACES, Plan, Port, array_wiring, build_plan, hls_storage, stream_wiring
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
 TOP = "dmx_top"
@@ -75,9 +75,10 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
 
 def _check_options(weight_format: str, interface: str, part: str, clock_ns: float, reuse_factor: int,
                    min_sparsity: float) -> None:
-    if weight_format not in WEIGHT_FORMATS:
-        raise DmxError(f"HLS backend: unknown weight format {weight_format!r}; choose one of "
-                       f"{', '.join(WEIGHT_FORMATS)}")
+    try:  # format and min_sparsity: the storage policy's own checks
+        hls_storage(weight_format, min_sparsity)
+    except PolicyError as e:
+        raise DmxError(f"HLS backend: {e}") from None
     if interface not in INTERFACES:
         raise DmxError(f"HLS backend: unknown interface {interface!r}; choose one of {', '.join(INTERFACES)}")
     if not isinstance(part, str) or not _PART.match(part):
@@ -86,8 +87,6 @@ def _check_options(weight_format: str, interface: str, part: str, clock_ns: floa
         raise DmxError(f"HLS backend: clock period {clock_ns!r} ns must be a positive number")
     if isinstance(reuse_factor, bool) or not isinstance(reuse_factor, (int, np.integer)) or reuse_factor < 1:
         raise DmxError(f"HLS backend: reuse factor {reuse_factor!r} must be an integer >= 1")
-    if isinstance(min_sparsity, bool) or not isinstance(min_sparsity, (int, float)) or not 0 <= min_sparsity <= 1:
-        raise DmxError(f"HLS backend: min_sparsity {min_sparsity!r} must be between 0 and 1")
 
 
 def _vectors(graph: Graph, names: list[str], samples, what: str) -> list[list[np.ndarray]]:

@@ -118,16 +118,22 @@ def _edges(graph: Graph) -> tuple[list[Port], list[Port], set[str]]:
     return ports[0], ports[1], host_ops
 
 
+def hls_storage(weight_format: str, min_sparsity: float) -> policy.StoragePolicy:
+    """The HLS target's storage policy: policy.HLS (int8 values, INT4 layers unpacked) with the format and
+    minimum sparsity asked for; PolicyError names a bad one."""
+    return replace(policy.HLS, fmt=weight_format, min_sparsity=min_sparsity)
+
+
 def build_plan(graph: Graph, weight_format: str, reuse_factor: int,
                min_sparsity: float = policy.HLS.min_sparsity) -> Plan:
     """Edges, aliases and one Layer per remaining op, in graph order.
 
     Weight formats come from the one storage policy (codecs/policy.py) with the
-    HLS target's storage: int8 values, INT4 layers included.
+    HLS target's storage (hls_storage): int8 values, INT4 layers included.
     """
     inputs, outputs, host_ops = _edges(graph)
     try:
-        storage = policy.assign(graph, replace(policy.HLS, fmt=weight_format, min_sparsity=min_sparsity))
+        storage = policy.assign(graph, hls_storage(weight_format, min_sparsity))
     except policy.PolicyError as e:
         raise _fail(graph, str(e)) from None
     alias: dict[str, str] = {}

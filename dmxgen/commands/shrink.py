@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..codecs import policy as storage_policy
 from ..errors import DmxError
 from .common import table
 
@@ -81,9 +82,10 @@ def _first_input(loader):
 @click.option("--target-kb", required=True, type=click.FloatRange(min=0, min_open=True),
               help="Target size in kB (1000 B): weight bytes plus bias and per-channel constants of every "
                    "Conv/Linear, as `dmxgen export --format STORAGE` writes them.")
-@click.option("--storage", type=click.Choice(["auto", "dense", "csr", "dcsr"]), default="auto", show_default=True,
-              help="Weight storage the size is counted in (export with the same --format).")
-@click.option("--min-sparsity", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+@click.option("--storage", type=click.Choice(list(storage_policy.FORMATS)), default=storage_policy.EXPORT.fmt,
+              show_default=True, help="Weight storage the size is counted in (export with the same --format).")
+@click.option("--min-sparsity", default=storage_policy.EXPORT.min_sparsity, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
               help="As `dmxgen export --min-sparsity` (csr/dcsr layers with fewer zeros stay dense).")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=0),
               help="Retraining epochs per step.")

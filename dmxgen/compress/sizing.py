@@ -9,7 +9,9 @@ manifest.json reports for the same model and options.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from ..codecs.policy import EXPORT
 
 WEIGHTED_OPS = ("conv2d", "fully_connected", "depthwise_conv2d")
 
@@ -51,15 +53,14 @@ class ModelBytes:
         return self.weight_bytes + self.param_bytes
 
 
-def graph_bytes(graph, storage: str = "auto", min_sparsity: float = 0.5) -> ModelBytes:
+def graph_bytes(graph, storage: str = EXPORT.fmt, min_sparsity: float = EXPORT.min_sparsity) -> ModelBytes:
     """Bytes of every Conv/Linear op of an integer Graph as `dmxgen export --format storage
     --min-sparsity min_sparsity` would store them."""
     from ..backends.c import build_layers
-    from ..backends.c_layers import Options
     from ..passes import lower
 
     lowered = lower(graph)
-    _, layers = build_layers(lowered, Options(fmt=storage, min_sparsity=min_sparsity))
+    _, layers = build_layers(lowered, replace(EXPORT, fmt=storage, min_sparsity=min_sparsity))
     rows = {}
     for layer, op in zip(layers, lowered.ops):
         if op.kind in WEIGHTED_OPS:
@@ -68,6 +69,7 @@ def graph_bytes(graph, storage: str = "auto", min_sparsity: float = 0.5) -> Mode
     return ModelBytes(rows, storage, min_sparsity)
 
 
-def model_bytes(model, example_input, storage: str = "auto", min_sparsity: float = 0.5) -> ModelBytes:
+def model_bytes(model, example_input, storage: str = EXPORT.fmt,
+                min_sparsity: float = EXPORT.min_sparsity) -> ModelBytes:
     """graph_bytes of a transformed, calibrated dmxgen.Model (example_input: one batch, any size)."""
     return graph_bytes(model.to_graph(example_input[:1]), storage, min_sparsity)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..codecs.policy import EXPORT
 from ..errors import DmxError
 from ..progress import progress
 from . import separation
@@ -98,10 +99,10 @@ class _Log:
 
 def compress_to_size(model, target_kb, train_loader, test_loader, val_loader=None, *, epochs: int = 10,
                      lr: float = 1e-3, step: float = 0.1, accuracy_drop_limit: float = 5.0,
-                     separate_layers: bool = True, storage: str = "auto", loss_fn=None, device=None, log=None,
-                     min_sparsity: float = 0.5, separation_kb: float = 80.0, rank="vbmf", max_tries: int = 30,
-                     val_fraction: float = 0.1, calibration_batches: int = 16, retrain: str = "layer",
-                     seed: int = 0):
+                     separate_layers: bool = True, storage: str = EXPORT.fmt, loss_fn=None, device=None, log=None,
+                     min_sparsity: float = EXPORT.min_sparsity, separation_kb: float = 80.0, rank="vbmf",
+                     max_tries: int = 30, val_fraction: float = 0.1, calibration_batches: int = 16,
+                     retrain: str = "layer", seed: int = 0):
     """Prune (and optionally separate) `model` until its exported Conv/Linear bytes are at most
     target_kb * 1000; returns (the compressed dmxgen.Model, History).
 

@@ -115,6 +115,19 @@ def _custom_refusal(custom_code: bytes | None) -> str:
     return f"{what} is not supported ({hint})" if hint else f"{what} is not supported; {SUPPORT_TABLE}"
 
 
+# Zero points each integer type allows (int16 is symmetric in TFLite); weights are checked per op.
+_ZERO_POINT_RANGES = {"int8": (-128, 127), "int16": (0, 0)}
+
+
+def _check_zero_points(path: Path, name: str, dtype: str, zp: np.ndarray) -> None:
+    """Refuse zero points the kernels cannot add without overflow, before any arithmetic uses them."""
+    lo, hi = _ZERO_POINT_RANGES.get(dtype, (None, None))
+    if lo is not None and not ((zp >= lo) & (zp <= hi)).all():
+        bad = int(zp[(zp < lo) | (zp > hi)][0])
+        allowed = f"in [{lo}, {hi}]" if lo != hi else str(lo)
+        raise DmxError(f"{path}: tensor {name!r} ({dtype}) has zero point {bad}; it must be {allowed}")
+
+
 def _padding(padding: int, in_size: int, filt: int, stride: int, dilation: int) -> tuple[int, int, int]:
     """(out, pad_before, pad_after) as TFLite's ComputePaddingHeightWidth."""
     eff = (filt - 1) * dilation + 1
@@ -162,6 +175,7 @@ class _Reader:
                 raise DmxError(f"{self.path}: tensor {name!r} has quantization scale {bad}; "
                                "scales must be finite and positive")
             zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(1, np.int64)
+            _check_zero_points(self.path, name, dtype, zp)
             axis = int(q.QuantizedDimension()) if scale.size > 1 else None
             quant = QuantParams(scale, zp, axis)
         data = None
@@ -551,6 +565,6 @@ def _softmax_gemmlowp_params(beta: float, input_scale: float) -> dict:
 
     integer_bits = 5
     real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
-    mult, shift = quantize_multiplier(real)
+    mult, shift = quantize_multiplier(real, max_shift=31)  # QuantizeMultiplierGreaterThanOne allows 31
     radius = math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift))
     return {"input_multiplier": mult, "input_left_shift": shift, "diff_min": -radius}

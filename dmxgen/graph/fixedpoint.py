@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from ..errors import DmxError
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
@@ -41,20 +43,32 @@ def quantize_float(x, scale: float, zero_point: int, dtype: str = "int8") -> np.
     """TFLite's float QUANTIZE (AffineQuantize): float32 x / float32 scale, std::round, + zp, clamp.
 
     The one float -> integer rounding: model inputs given as floats go through
-    it, as does the reference's QUANTIZE kernel. Beyond the int32 range the
-    conversion saturates (C++ leaves it undefined; an ARM VCVT saturates).
+    it, as does the reference's QUANTIZE kernel. A NaN, or a rounded value
+    outside int32, converts to INT32_MIN and the zero point is then added with
+    int32 wrap-around: what LiteRT computes on the host (x86's float -> int
+    conversion), so NaN and +-inf give -128 with a zero point >= 0 and 127
+    with a negative one. The C and HLS templates do the same without UB.
     """
     info = np.iinfo(dtype)
-    real = (np.asarray(x, dtype=np.float32) / np.float32(scale)).astype(np.float64)
-    q = round_half_away_array(real)  # exact in float64 for float32 values
-    q = np.clip(q, INT32_MIN, INT32_MAX).astype(np.int64) + int(zero_point)
-    return np.clip(q, info.min, info.max).astype(dtype)
+    with np.errstate(all="ignore"):  # inf / NaN inputs are defined below, not warned about
+        real = (np.asarray(x, dtype=np.float32) / np.float32(scale)).astype(np.float64)
+        q = round_half_away_array(real)  # exact in float64 for float32 values
+    in_range = (q >= INT32_MIN) & (q <= INT32_MAX)  # False for NaN
+    q32 = np.where(in_range, q, INT32_MIN).astype(np.int64)
+    return np.clip(_wrap32(q32 + int(zero_point)), info.min, info.max).astype(dtype)
 
 
-def quantize_multiplier(real: float) -> tuple[int, int]:
+# TFLite's kernels shift left by at most 30 (QuantizeMultiplier saturates beyond that when built
+# with single rounding; the double-rounding kernels overflow): larger multipliers are refused.
+MAX_SHIFT = 30
+
+
+def quantize_multiplier(real: float, max_shift: int = MAX_SHIFT) -> tuple[int, int]:
     """Real multiplier -> (int32 Q31 multiplier, shift), TFLite's QuantizeMultiplier.
 
     real = multiplier * 2**(shift - 31); a positive shift is a left shift.
+    Tiny multipliers (shift < -31) flush to (0, 0) as in TFLite; a shift above
+    `max_shift` is refused, as no kernel computes it without overflow.
     """
     if real == 0.0:
         return 0, 0
@@ -66,6 +80,9 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift < -31:
         shift = 0
         q_fixed = 0
+    if shift > max_shift:
+        raise DmxError(f"requantization multiplier {real:.6g} needs a left shift of {shift}, more than the "
+                       f"{max_shift} TFLite's kernels implement (an output scale far too small for its inputs?)")
     return int(q_fixed), int(shift)
 
 

@@ -205,6 +205,17 @@ def test_each_entry_point_keeps_its_default():
     hls = inspect.signature(write_hls).parameters
     assert (hls["weight_format"].default, hls["min_sparsity"].default) == ("dense", 0.0)
     assert inspect.signature(pack).parameters["min_sparsity"].default == 0.7
+    # what counts or prints the export's bytes takes the export's defaults and formats
+    from dmxgen import targets
+    from dmxgen.commands import shrink
+    from dmxgen.compress import sizing
+
+    shrink_params = {p.name: p for p in shrink.command.params}
+    assert tuple(shrink_params["storage"].type.choices) == policy.FORMATS
+    assert (shrink_params["storage"].default, shrink_params["min_sparsity"].default) == ("auto", 0.5)
+    for fn, fmt in ((targets.export, "fmt"), (sizing.graph_bytes, "storage"), (sizing.model_bytes, "storage")):
+        params = inspect.signature(fn).parameters
+        assert (params[fmt].default, params["min_sparsity"].default) == ("auto", 0.5), fn.__name__
 
 
 def test_choice_nbytes_is_what_the_arrays_hold():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dmxgen import reference
+from dmxgen.goldens import run_golden
 from dmxgen.graph import Graph, Op, QuantParams, Tensor
 from dmxgen.testing.tflite_builder import ModelBuilder
 
@@ -25,8 +26,8 @@ def float_edges(scale: float, zp: int, shape=(2, 50)) -> list[list[np.ndarray]]:
 
     Not beyond the int32 range: there TFLite's static_cast<int32_t>(float) is
     undefined; on x86 it yields INT32_MIN (so LiteRT and TFLM's host build give
-    -128 for +3e9 / scale, or 127 once the zero point wraps it), while the
-    reference saturates as an ARM VCVT does (test_quantize_saturates_beyond_int32).
+    -128 for +3e9 / scale, or 127 once the zero point wraps it), which the
+    reference reproduces (test_quantize_beyond_int32_and_nan_follow_the_interpreters).
     """
     k = np.arange(-70, 30, dtype=np.float32)
     ties = ((k + np.float32(0.5)) * np.float32(scale)).astype(np.float32)
@@ -64,12 +65,19 @@ def test_quantize_ties_round_away_from_zero(tmp_path):
     np.testing.assert_array_equal(out[0], np.where(k >= 0, k + 1, k).astype(np.int8))
 
 
-def test_quantize_saturates_beyond_int32():
-    """|x / scale| >= 2**31 saturates (C++ leaves the conversion undefined; see float_edges)."""
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("zp", [-128, 0])
+def test_quantize_beyond_int32_and_nan_follow_the_interpreters(tmp_path, golden, zp):
+    """|x / scale| >= 2**31 and NaN: INT32_MIN, then the zero point added with int32 wrap-around,
+    as LiteRT and TFLM compute on the host (issue 18 item 8; see float_edges)."""
     g = Graph(source="test")
-    g.add_tensor(Tensor("x", (4,), "float32"))
-    g.add_tensor(Tensor("y", (4,), "int8", QuantParams(0.5, -128)))
+    g.add_tensor(Tensor("x", (6,), "float32"))
+    g.add_tensor(Tensor("y", (6,), "int8", QuantParams(0.5, zp)))
     g.inputs, g.outputs = ["x"], ["y"]
-    g.ops.append(Op("q", "quantize", ["x"], ["y"], {"scale": 0.5, "zero_point": -128}))
-    out = reference.run(g, [np.array([3e9, -3e9, 1e30, -1e30], np.float32)])["y"]
-    np.testing.assert_array_equal(out, [127, -128, 127, -128])
+    g.ops.append(Op("q", "quantize", ["x"], ["y"], {"scale": 0.5, "zero_point": zp}))
+    x = np.array([3e9, -3e9, 1e30, -1e30, np.nan, np.inf], np.float32)
+    out = reference.run(g, [x])["y"]
+    m, xt, yt = quantize_model(0.5, zp, shape=(6,))
+    want = run_golden(m.save(tmp_path / "q.tflite", [xt], [yt]), [x], golden)[0]
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(out, np.full(6, 127 if zp < 0 else -128))

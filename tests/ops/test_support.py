@@ -12,7 +12,7 @@ import pytest
 
 from dmxgen import reference, support
 from dmxgen.backends import c_render
-from dmxgen.backends.c_layers import C_RESOLVERS, Options, Resolver, scratch_bytes
+from dmxgen.backends.c_layers import C_RESOLVERS, Resolver, scratch_bytes
 from dmxgen.backends.hls_ops import HLS_BUILDERS
 from dmxgen.backends.hls_plan import build_plan
 from dmxgen.codecs.view import SPARSE_KERNELS
@@ -106,7 +106,7 @@ def _mean_float_graph():
 
 def test_backends_refuse_a_kind_they_do_not_implement_in_one_line():
     g = _mean_float_graph()
-    resolver = Resolver(g, plan_memory(g), Options())
+    resolver = Resolver(g, plan_memory(g))
     with pytest.raises(DmxError) as e:
         resolver.resolve(0, g.ops[0], "mean_3")
     assert str(e.value) == "layer 'mean_3': op mean_float has no C kernel (it runs on: reference, tflite)"
