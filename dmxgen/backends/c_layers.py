@@ -36,7 +36,8 @@ def c_resolver(kind: str, kernels: dict[str, bool], calls: tuple[str, ...] = (),
     """Register a Resolver method for `kind`.
 
     kernels: the templates (templates/c/kernels/<name>.c.j2) this kind owns, each INLINE or
-    OUT_OF_LINE; calls: the helper templates its kernels call; scratch(graph, op): the bytes
+    OUT_OF_LINE; a layer whose method sets a kernel but no `layer.templates` (no format
+    variants to choose) is printed with these. calls: the helper templates its kernels call; scratch(graph, op): the bytes
     of arena the kernel works in while it runs.
     """
     return C_RESOLVERS.register(kind, kernels=kernels, calls=calls, scratch=scratch)
@@ -233,7 +234,6 @@ class Resolver:
         folded = bias + at["input_offset"] * taps.sum(axis=0)
         pt, pl, _, _ = at["pad"]
         layer.kernel, layer.struct_type = "dmx_depthwise_conv2d_s8", "dmx_depthwise_conv2d_t"
-        layer.templates = [("depthwise_conv2d", None)]
         layer.fields = fields(
             batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
             depth_mult=at.get("depth_multiplier", 1), k_h=kh, k_w=kw, stride_h=at["stride"][0],
@@ -249,7 +249,6 @@ class Resolver:
         sa = c_shapes.broadcast_strides(self.shape(op.inputs[0]), out)
         sb = c_shapes.broadcast_strides(self.shape(op.inputs[1]), out)
         n, (a, b) = c_shapes.collapse(out, [sa, sb], f"layer {op.name!r} ({op.kind})")
-        layer.templates = [(op.kind, None)]
         layer.args = [self.ref(layer, op.inputs[0], "in1"), self.ref(layer, op.inputs[1], "in2"),
                       self.out_ref(layer, op)]
         return Field("shape", "struct", fields(n=n, a_stride=a, b_stride=b))
@@ -280,7 +279,6 @@ class Resolver:
         n, in_h, in_w, c = self.shape(op.inputs[0])
         _, out_h, out_w, _ = self.shape(op.outputs[0])
         layer.kernel, layer.struct_type = f"dmx_{op.kind}_s8", f"dmx_{op.kind}_t"
-        layer.templates = [(op.kind, None)]
         layer.fields = fields(batches=n, in_h=in_h, in_w=in_w, c=c, out_h=out_h, out_w=out_w,
                               f_h=at["filter"][0], f_w=at["filter"][1], stride_h=at["stride"][0],
                               stride_w=at["stride"][1], pad_top=at["pad"][0], pad_left=at["pad"][1],
@@ -302,7 +300,7 @@ class Resolver:
             raise DmxError(f"layer {op.name!r} (pad): {len(shape)}-D padding; the C kernel pads up to 4-D")
         extra = c_shapes.RANK - len(shape)
         before = [0] * extra + [int(a) for a, _ in op.attrs["paddings"]]
-        layer.kernel, layer.struct_type, layer.templates = "dmx_pad_s8", "dmx_pad_t", [("pad", None)]
+        layer.kernel, layer.struct_type = "dmx_pad_s8", "dmx_pad_t"
         layer.fields = fields(**{"in": [1] * extra + list(shape), "before": before,
                                  "out": [1] * extra + list(self.shape(op.outputs[0])),
                                  "value": int(op.attrs["value"])})
@@ -312,7 +310,6 @@ class Resolver:
         shape = self.shape(op.inputs[0])
         st = c_shapes.reduction_strides(shape, tuple(op.attrs["axes"]))
         n, (o,) = c_shapes.collapse(shape, [st], f"layer {op.name!r} ({op.kind})")
-        layer.templates = [(op.kind, None)]
         return Field("shape", "struct", fields(n=n, a_stride=o, b_stride=[0] * c_shapes.RANK))
 
     @c_resolver("mean", {"mean": OUT_OF_LINE}, scratch=_mean_sums_bytes)
@@ -344,7 +341,6 @@ class Resolver:
         at = op.attrs
         rows, depth = self._rows(op)
         layer.kernel, layer.struct_type = "dmx_softmax_s8", "dmx_softmax_t"
-        layer.templates = [("softmax", None)]
         table = layer.array("table", np.asarray(at["table"], dtype=np.float32), "params", "expf table")
         layer.fields = fields(rows=rows, depth=depth, table=table, out_scale=F32(at["output_scale"]))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
@@ -354,7 +350,6 @@ class Resolver:
         at = op.attrs
         rows, depth = self._rows(op)
         layer.kernel, layer.struct_type = "dmx_softmax_gemmlowp_s8", "dmx_softmax_gemmlowp_t"
-        layer.templates = [("softmax_gemmlowp", None)]
         layer.fields = fields(rows=rows, depth=depth, input_multiplier=at["input_multiplier"],
                               input_left_shift=at["input_left_shift"], diff_min=at["diff_min"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
@@ -363,7 +358,6 @@ class Resolver:
     def quantize(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         layer.kernel, layer.struct_type = "dmx_quantize_f32_s8", "dmx_quantize_f32_t"
-        layer.templates = [("quantize_f32", None)]
         layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), scale=F32(at["scale"]),
                               zero_point=at["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
@@ -372,7 +366,6 @@ class Resolver:
     def requantize(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         layer.kernel, layer.struct_type = "dmx_requantize_s8", "dmx_requantize_t"
-        layer.templates = [("requantize", None)]
         layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), in_offset=at["input_offset"],
                               mult=at["multiplier"], shift=at["shift"], out_offset=at["output_offset"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
@@ -380,14 +373,13 @@ class Resolver:
     @c_resolver("dequantize", {"dequantize": OUT_OF_LINE})
     def dequantize(self, layer: Layer, op: Op, i: int) -> None:
         layer.kernel, layer.struct_type = "dmx_dequantize_s8_f32", "dmx_dequantize_t"
-        layer.templates = [("dequantize", None)]
         layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), scale=F64(op.attrs["scale"]),
                               zero_point=op.attrs["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
     @c_resolver("lut", {"lut": INLINE})
     def lut(self, layer: Layer, op: Op, i: int) -> None:
-        layer.kernel, layer.struct_type, layer.templates = "dmx_lut_s8", "dmx_lut_t", [("lut", None)]
+        layer.kernel, layer.struct_type = "dmx_lut_s8", "dmx_lut_t"
         layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])),
                               table=layer.array("table", np.asarray(op.attrs["table"], dtype=np.int8)))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
@@ -396,7 +388,7 @@ class Resolver:
     def concat(self, layer: Layer, op: Op, i: int) -> None:
         axis = op.attrs["axis"] % len(self.shape(op.outputs[0]))
         inner = [c_shapes.size(self.shape(n)[axis:]) for n in op.inputs]
-        layer.kernel, layer.struct_type, layer.templates = "dmx_concat_s8", "dmx_concat_t", [("concat", None)]
+        layer.kernel, layer.struct_type = "dmx_concat_s8", "dmx_concat_t"
         layer.fields = fields(n_inputs=len(op.inputs), outer=c_shapes.size(self.shape(op.outputs[0])[:axis]),
                               inner=layer.array("inner", np.asarray(inner, dtype=np.int32)))
         items = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(op.inputs)]
@@ -405,7 +397,7 @@ class Resolver:
     @c_resolver("reshape", {"copy": INLINE})
     def reshape(self, layer: Layer, op: Op, i: int) -> None:
         if i in self.plan.copies:
-            layer.kernel, layer.templates = "dmx_copy", [("copy", None)]
+            layer.kernel = "dmx_copy"
             nbytes = self.g.tensors[op.outputs[0]].nbytes
             layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op), Ref("int", value=nbytes)]
         else:
@@ -419,9 +411,11 @@ class Resolver:
         return layer.out
 
     def resolve(self, index: int, op: Op, ident: str) -> Layer:
-        resolve_kind = C_RESOLVERS.lookup(op.kind, f"layer {op.name!r}").fn
+        entry = C_RESOLVERS.lookup(op.kind, f"layer {op.name!r}")
         layer = Layer(index, op.name, ident, op.kind)
-        resolve_kind(self, layer, op, index)
+        entry.fn(self, layer, op, index)
+        if layer.kernel is not None and not layer.templates:  # no format variants: the kind's own kernels
+            layer.templates = [(name, None) for name in entry.kernels]
         ins = [n for n in op.inputs if n and not self.g.tensors[n].is_const]
         layer.comment = c_comment(f"{op.name}: {op.kind} " + ", ".join(
             str(list(self.shape(n))) for n in ins) + f" -> {list(self.shape(op.outputs[0]))}"
