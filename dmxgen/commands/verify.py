@@ -32,8 +32,10 @@ def command(target, n_inputs, seed, input_files, golden, trust_pickle, as_json):
 
     TARGET is a .tflite model (reference vs TFLite interpreter) or a folder
     written by `dmxgen export` (generated C built on the host with sanitizers
-    vs the reference). Exit status 0 only when every output is bit-exact,
-    1 when any differs, 2 on bad input.
+    vs the reference; and, when the folder's source .tflite is still there
+    unchanged, the reference vs its TFLite interpreter). A folder keeps each
+    result in OUT/verify/ for `dmxgen report`. Exit status 0 only when every
+    output is bit-exact, 1 when any differs, 2 on bad input.
     """
     with shown(not as_json):
         result = _run(Path(target), n_inputs, seed, input_files, golden, trust_pickle)
@@ -47,9 +49,7 @@ def command(target, n_inputs, seed, input_files, golden, trust_pickle, as_json):
 def _run(path: Path, n_inputs: int, seed: int, input_files, golden: str, trust_pickle: bool) -> dict:
     """The comparison TARGET asks for: an exported folder's host build, or a .tflite against its golden."""
     if path.is_dir():
-        from ..targets import verify_folder
-
-        return verify_folder(path, n_inputs=n_inputs, seed=seed, input_files=input_files, trust_pickle=trust_pickle)
+        return _run_folder(path, n_inputs, seed, input_files, trust_pickle)
     if not path.exists():
         raise DmxError(f"{path}: no such file")
     if path.suffix != ".tflite":
@@ -66,6 +66,51 @@ def _run(path: Path, n_inputs: int, seed: int, input_files, golden: str, trust_p
     return verify_model(graph, path, sets, golden=golden)
 
 
+def _run_folder(path: Path, n_inputs: int, seed: int, input_files, trust_pickle: bool) -> dict:
+    """The host build against the reference and, when the folder came from a .tflite that is still
+    there unchanged, the reference against that model's TFLite interpreter: the ladder's first two
+    rungs, each recorded in OUT/verify/ for `dmxgen report`."""
+    from ..backends.host import read_manifest
+    from ..pipeline import source_unchanged
+    from ..targets import verify_folder
+
+    result = verify_folder(path, n_inputs=n_inputs, seed=seed, input_files=input_files, trust_pickle=trust_pickle)
+    _record(path, "host_c", result["bit_exact"], f"{result['inputs']} inputs, {_summary(result)}")
+    manifest = read_manifest(path)
+    source = manifest["source"]["path"]
+    if source and Path(source).suffix == ".tflite" and source_unchanged(manifest):
+        from ..verify import verify_model
+
+        semantics = manifest.get("semantics", "tflite")
+        graph = load_model(source, semantics=semantics)
+        sets = random_inputs(graph, n_inputs, seed)
+        for f in input_files:
+            sets += read_input_file(graph, f)
+        if sets:
+            golden = verify_model(graph, source, sets, golden=semantics)
+            _record(path, "reference_vs_tflite", golden["bit_exact"],
+                    f"{golden['inputs']} inputs against {golden['golden']}, {_summary(golden)}")
+            result["source_vs_golden"] = {"golden": golden["golden"], "bit_exact": golden["bit_exact"],
+                                          "outputs": golden["outputs"]}
+            result["bit_exact"] = result["bit_exact"] and golden["bit_exact"]
+    return result
+
+
+def _summary(r: dict) -> str:
+    bad = sum(o["mismatches"] for o in r["outputs"])
+    return "bit-exact" if r["bit_exact"] else f"{bad} mismatching values"
+
+
+def _record(out: Path, step: str, bit_exact: bool, detail: str) -> None:
+    """A rung that cannot be recorded (read-only folder) costs a warning, not the verification."""
+    from ..report.records import record_step
+
+    try:
+        record_step(out, step, bit_exact, detail)
+    except OSError as e:
+        click.echo(f"dmxgen: warning: {step} result not recorded in {out} ({e.strerror or e})", err=True)
+
+
 def _print(r: dict) -> None:
     click.echo(f"{r['model']}: {r['inputs']} inputs against {r['golden']}")
     rows = [[o["name"], o["max_abs_diff"], o["mismatches"], o.get("values", "")] for o in r["outputs"]]
@@ -75,4 +120,7 @@ def _print(r: dict) -> None:
         click.echo("first differing layers:")
         click.echo(table([[x["name"], x["op"], x["max_abs_diff"], x["mismatches"]] for x in bad[:5]],
                          ["layer", "op", "max |diff|", "mismatches"]))
+    if "source_vs_golden" in r:
+        g = r["source_vs_golden"]
+        click.echo(f"reference vs {g['golden']} on the same inputs: " + ("bit-exact" if g["bit_exact"] else "MISMATCH"))
     click.echo("BIT-EXACT" if r["bit_exact"] else "MISMATCH")
