@@ -10,6 +10,7 @@ from . import ops as _ops  # noqa: E402,F401  registers every op kind before any
 
 _API = {"aware", "Model", "save", "load", "to_graph", "register_function", "reference_outputs"}
 _LOOP = {"compress_to_size"}  # dmxgen.compress.sparsecomp
+_EARLY_EXIT = {"EarlyExit", "ExitPolicy", "train_exits", "simulate_exit", "choose_thresholds"}  # compress.early_exit
 
 
 def __getattr__(name: str):
@@ -22,8 +23,13 @@ def __getattr__(name: str):
         from .compress import sparsecomp
 
         return getattr(sparsecomp, name)
+    if name in _EARLY_EXIT:
+        from . import api  # noqa: F401  EarlyExit.to_graph goes through the torch frontend
+        from .compress import early_exit
+
+        return getattr(early_exit, name)
     raise AttributeError(f"module 'dmxgen' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_API) + list(_LOOP))
+    return sorted(list(globals()) + list(_API) + list(_LOOP) + list(_EARLY_EXIT))

@@ -64,6 +64,8 @@ def save(model: Model, path, example_input) -> Path:
     meta = {"layers": {n: _describe(c) for n, c in model.layer_configs.items()},
             "sparsity": model.sparsity(), "config": model.config_source,
             "input_shape": list(example.shape), "torch": torch.__version__}
+    if hasattr(model, "exit_graph"):  # an EarlyExit: its entry points and exit policy are saved too
+        graph = model.exit_graph(graph)
     text = dumps(graph, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training

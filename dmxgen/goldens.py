@@ -4,12 +4,21 @@
 tflite-runtime, always with TFLite's reference kernels (BUILTIN_REF): the
 default optimized path can differ by a few LSB. `tflm` uses TFLite Micro's
 Python interpreter, with an arena sized from the model (tflm_arena_size).
+
+An interpreter can take its process down on a hostile model (LiteRT segfaults
+in set_tensor when a constant is listed as an input, aborts on some scales):
+with `isolate=True` (what `dmxgen verify` uses) the run happens in a
+persistent child process (GoldenWorker), and a crash there is one DmxError.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
+import pickle
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -41,14 +50,17 @@ def _tflite_interpreter(path: Path, preserve_all: bool):
 
 
 def run_golden(path: str | Path, inputs: list[np.ndarray], golden: str = "tflite",
-               n_outputs: int = 1) -> list[np.ndarray]:
+               n_outputs: int = 1, isolate: bool = False) -> list[np.ndarray]:
     """Run one set of inputs (graph input order); return outputs in graph output order."""
-    return run_golden_layers(path, inputs, golden, n_outputs, layers=False)[0]
+    return run_golden_layers(path, inputs, golden, n_outputs, layers=False, isolate=isolate)[0]
 
 
 def run_golden_layers(path: str | Path, inputs: list[np.ndarray], golden: str = "tflite", n_outputs: int = 1,
-                      layers: bool = True) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
-    """One run: the outputs, and with `layers` (LiteRT only) every tensor's value by TFLite tensor index."""
+                      layers: bool = True, isolate: bool = False) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+    """One run: the outputs, and with `layers` (LiteRT only) every tensor's value by TFLite tensor index.
+    With `isolate` the interpreter runs in the golden worker process, so a crash in it is a DmxError."""
+    if isolate:
+        return _worker().run(Path(path), [np.asarray(x) for x in inputs], golden, n_outputs, layers)
     try:
         return _run_golden(Path(path), inputs, golden, n_outputs, layers)
     except DmxError:
@@ -198,3 +210,122 @@ def _native_stderr(messages: list[str]):
             os.close(saved)
             tmp.seek(0)
             messages.append(tmp.read().decode("utf-8", "replace"))
+
+
+# -- the isolated golden: one persistent child process, restarted after a crash -------------------
+
+GOLDEN_TIMEOUT = 600.0  # seconds one interpreter run may take in the worker before it is killed
+_WORKER: GoldenWorker | None = None
+
+
+def _worker() -> GoldenWorker:
+    global _WORKER
+    if _WORKER is None or not _WORKER.alive():
+        if _WORKER is not None:
+            _WORKER.close()
+        else:
+            atexit.register(lambda: _WORKER.close())
+        _WORKER = GoldenWorker()
+    return _WORKER
+
+
+class GoldenWorker:
+    """A child Python that runs golden interpreters on request (pickles over its stdin/stdout).
+
+    One child serves every run of a process, so isolation costs one start-up, not one per input.
+    Its stderr goes to a file that is read only to explain a crash, so the interpreters' native
+    logging never reaches the user."""
+
+    def __init__(self):
+        self.log = tempfile.TemporaryFile()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1])] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        self.proc = subprocess.Popen([sys.executable, "-c", "from dmxgen.goldens import serve; serve()"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env,
+                                     start_new_session=True)  # a Ctrl-C reaches dmxgen, which then ends it
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, path: Path, inputs, golden, n_outputs, layers):
+        self.log.seek(0)
+        self.log.truncate()
+        try:
+            pickle.dump((str(path), inputs, golden, n_outputs, layers), self.proc.stdin)
+            self.proc.stdin.flush()
+            status, value = _read_reply(self.proc)
+        except TimeoutError:
+            self.proc.kill()
+            self.proc.wait()
+            raise DmxError(f"{path}: the TFLite interpreter gave no result within {GOLDEN_TIMEOUT:g} s on this "
+                           "model; it was stopped") from None
+        except (EOFError, OSError, pickle.UnpicklingError):
+            raise DmxError(f"{path}: the TFLite interpreter crashed on this model: {self._death()}") from None
+        except BaseException:  # Ctrl-C (or an alarm) mid-run: a late reply must not answer the next request
+            self.proc.kill()
+            raise
+        if status == "error":
+            raise DmxError(value)
+        return value
+
+    def _death(self) -> str:
+        """Why the child stopped: its signal or exit status, and the last line it printed."""
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # its pipe broke but it lives on: end it
+            self.proc.kill()
+            rc = self.proc.wait()
+        try:
+            why = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"it exited with status {rc}"
+        except ValueError:
+            why = f"killed by signal {-rc}"
+        self.log.seek(0)
+        printed = [line.strip() for line in self.log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        return why + (f" ({printed[-1][:160]})" if printed else "")
+
+    def close(self) -> None:
+        """End the child (closing its stdin ends its loop) and release the pipes and the log."""
+        try:
+            self.proc.stdin.close()
+        except OSError:  # the child died with data unread
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+
+
+def _read_reply(proc):
+    """The worker's pickled reply, or TimeoutError after GOLDEN_TIMEOUT seconds without one."""
+    import select
+
+    ready, _, _ = select.select([proc.stdout], [], [], GOLDEN_TIMEOUT)
+    if not ready:
+        raise TimeoutError
+    return pickle.load(proc.stdout)
+
+
+def serve() -> None:
+    """The worker's loop: read a request from stdin, reply on stdout, until stdin closes.
+    File descriptor 1 is moved aside so native code that prints cannot corrupt the replies."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    inp = sys.stdin.buffer
+    while True:
+        try:
+            path, inputs, golden, n_outputs, layers = pickle.load(inp)
+        except EOFError:
+            return
+        try:
+            reply = ("ok", run_golden_layers(path, inputs, golden, n_outputs, layers))
+        except DmxError as e:
+            reply = ("error", str(e))
+        except Exception as e:  # noqa: BLE001 - anything else would be a bug: report it in one line
+            reply = ("error", f"{path}: the {golden} interpreter failed: {type(e).__name__}: {short_reason(e)}")
+        pickle.dump(reply, out)
+        out.flush()

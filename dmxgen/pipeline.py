@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from . import vectors as test_vectors
 from .codecs.policy import EXPORT, PolicyError, StoragePolicy
 from .errors import DmxError
@@ -139,3 +141,41 @@ def source_unchanged(manifest: dict) -> bool:
     """The source model is still the file that was exported (same sha256)."""
     path = manifest["source"]["path"]
     return bool(path) and Path(path).is_file() and sha256(path) == manifest["source"]["sha256"]
+
+
+# -- early exit (docs/early-exit.md): model.c is the baseline of the graph, model_ee.c the whole graph --
+def prepare_early_exit(prepared: Prepared, n_vectors: int, seed: int, input_files=(),
+                       scratch: ScratchFn | None = None) -> tuple[Prepared, object, np.ndarray, np.ndarray]:
+    """(the baseline's Prepared, the graph's ExitPolicy, the exit the reference takes on each of the
+    baseline's vectors, that exit's int8 logits [n, classes]) for a prepared early-exit graph. The
+    policy is checked (one line naming what does not fit) before any vector is computed."""
+    from .graph.early_exit import baseline, stored_policy
+
+    policy = stored_policy(prepared.graph)
+    base = prepare(baseline(prepared.graph), semantics=prepared.semantics, fmt=prepared.storage.fmt,
+                   min_sparsity=prepared.storage.min_sparsity, n_vectors=n_vectors, seed=seed,
+                   input_files=input_files, scratch=scratch)
+    base.source = prepared.source  # no cache key: the source file's own graph is the early-exit one
+    exits, outputs = early_exit_answers(prepared.graph, policy, base.vectors.inputs)
+    return base, policy, exits, outputs
+
+
+def early_exit_answers(graph: Graph, policy, inputs: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(exit taken per vector, the int8 logits of that exit [n, classes]) from the integer reference."""
+    from .reference.early_exit import run_early_exit
+
+    results = [run_early_exit(graph, policy, one[0]) for one in inputs]
+    return (np.array([k for k, _ in results], np.int64),
+            np.stack([np.asarray(v).reshape(-1).astype(np.int8) for _, v in results]))
+
+
+def prepare_early_exit_from_manifest(manifest: dict, *, n_vectors: int, seed: int, input_files=()) -> tuple | None:
+    """prepare_early_exit re-run on the early-exit model a folder was exported from, for `dmxgen verify
+    OUT`; None when the source is gone or changed (the folder's stored vectors then serve)."""
+    if not manifest["source"]["path"] or not source_unchanged(manifest):
+        return None
+    ee = prepare(Path(manifest["source"]["path"]), semantics=manifest["semantics"], fmt=manifest["format"],
+                 min_sparsity=manifest["min_sparsity"], n_vectors=0)
+    if not ee.graph.early_exit:
+        return None
+    return prepare_early_exit(ee, n_vectors, seed, input_files)

@@ -7,12 +7,21 @@ dies at that op), each buffer lives from the op that first writes it to the
 op that last reads it, and buffers whose lifetimes overlap never share bytes.
 The graph's input and output live in the caller's buffers, not in the arena
 (docs/exported-folder.md), and constants live in flash.
+
+A graph with named entry points (graph/entries.py) gets one plan over all of
+them: its ops are the entries' ops one entry after the other, so a tensor one
+entry computes and a later one reads lives, like any tensor, from its producer
+to its last reader, and no op of an entry in between may take its bytes. Such
+a tensor must be in the arena (the caller's buffers of one call are gone at
+the next), and a caller's output buffer only ever holds what its own entry
+computes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .graph import Graph, Op
+from .graph.entries import entry_of_ops
 
 ALIGNMENT = 16  # bytes; MVE loads and int32 scratch both like it
 
@@ -101,6 +110,16 @@ def _inplace_input(graph: Graph, op: Op, i: int, buffers: list[Buffer], where: d
     return None
 
 
+def _may_join(b: Buffer, out: str, i: int, outputs: set[str], entry_of: list[str],
+              read_by: dict[str, set[str]]) -> bool:
+    """May op i's output `out` share buffer b? Across entry points: not a caller's buffer that
+    a later call reads, and not a caller's output buffer holding another call's tensors."""
+    entry = entry_of[i]
+    if b.io is not None and read_by[out] - {entry}:
+        return False
+    return not (out in outputs and (b.io == "input" or entry_of[b.start] != entry))
+
+
 def plan_memory(graph: Graph, scratch: dict[int, int] | None = None, alignment: int = ALIGNMENT,
                 inplace: bool = True) -> Plan:
     """Lifetimes, aliasing and a greedy first-fit placement (largest buffers first).
@@ -110,6 +129,12 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None, alignment: 
     """
     n_ops = len(graph.ops)
     last = graph.last_uses()
+    entry_of = entry_of_ops(graph) if graph.has_entry_points else [""] * n_ops
+    read_by: dict[str, set[str]] = {n: set() for n in graph.tensors}  # tensor -> entries whose ops read it
+    for j, o in enumerate(graph.ops):
+        for n in o.inputs:
+            if n:
+                read_by[n].add(entry_of[j])
     buffers: list[Buffer] = []
     where: dict[str, int] = {}
     copies: set[int] = set()
@@ -126,10 +151,14 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None, alignment: 
     for i, op in enumerate(graph.ops):
         out = op.outputs[0]
         src = where.get(op.inputs[0]) if op.inputs and op.inputs[0] else None
+        if src is not None and not _may_join(buffers[src], out, i, outputs, entry_of, read_by):
+            src = None
         if op.kind == "reshape" and src is not None and not (buffers[src].io and out in outputs):
             joined = src
         else:
             joined = _inplace_input(graph, op, i, buffers, where, last) if inplace else None
+            if joined is not None and not _may_join(buffers[joined], out, i, outputs, entry_of, read_by):
+                joined = None
             if joined is not None:
                 done_inplace.add(i)
             elif op.kind == "reshape":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import pipeline
 from .backends import c as c_backend
+from .backends import c_early_exit
 from .backends import host
 from .backends.c_files import atomic_folder
 from .backends.c_layers import scratch_bytes
@@ -43,7 +44,10 @@ def export(model: str | Path | Graph, out: str | Path, *, targets=("c",), source
                                 n_vectors=n_vectors if with_c else max(n_vectors, 1),  # the testbench needs one
                                 scratch=scratch_bytes if with_c else None)
     with atomic_folder(Path(out), c_backend.MANIFEST) as tmp:
-        if with_c:
+        if with_c and prepared.graph.early_exit:  # model.c (the baseline) and model_ee.c
+            answers = pipeline.prepare_early_exit(prepared, n_vectors, seed, input_files, scratch_bytes)
+            manifest = c_early_exit.write(prepared, tmp, *answers)
+        elif with_c:
             manifest = c_backend.write(prepared, tmp)
         else:
             manifest = {"targets": ["hls"], "source": {"path": prepared.source["path"]}, "semantics": semantics}
@@ -54,9 +58,23 @@ def export(model: str | Path | Graph, out: str | Path, *, targets=("c",), source
             manifest["hls"] = write_hls(prepared.lowered, tmp, weight_format=storage.fmt,
                                         min_sparsity=storage.min_sparsity,
                                         sample_inputs=prepared.vectors.inputs,
-                                        expected_outputs=prepared.vectors.outputs, **(hls or {}))
+                                        expected_outputs=prepared.vectors.outputs, **(hls or {}),
+                                        early_exit=_hls_early_exit(prepared) if prepared.graph.early_exit else None)
             (tmp / c_backend.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _hls_early_exit(prepared: pipeline.Prepared) -> dict:
+    """write_hls's early_exit: the policy, the heads' softmax constants, the reference's answers."""
+    from .graph.early_exit import stored_policy
+    from .graph.quant_params import softmax_gemmlowp_params
+
+    graph = prepared.graph
+    policy = stored_policy(graph)
+    exits, outputs = pipeline.early_exit_answers(graph, policy, prepared.vectors.inputs)
+    scales = [float(graph.tensors[t].quant.s) for t, _, _ in graph.early_exit.values()]
+    return {"kind": policy.kind, "thresholds": list(policy.thresholds), "exits": exits.tolist(), "outputs": outputs,
+            "softmax": [softmax_gemmlowp_params(1.0, s) for s in scales]}
 
 
 def verify_folder(path: str | Path, n_inputs: int = 8, seed: int = 0, input_files=(), opt: str = "-O2",
@@ -73,15 +91,25 @@ def verify_folder(path: str | Path, n_inputs: int = 8, seed: int = 0, input_file
     if "layers" not in m:
         raise DmxError(f"{folder}: holds no C export (exported with --target {','.join(m.get('targets', []))}); "
                        "check its hls/ with `make -C hls csim MODEL=...`")
-    prepared = pipeline.prepare_from_manifest(m, n_vectors=n_inputs, seed=seed, input_files=input_files,
-                                              trust_pickle=trust_pickle)
+    early_exit = "early_exit" in m  # model.c is the baseline of the source's early-exit graph
+    if early_exit:
+        answers = pipeline.prepare_early_exit_from_manifest(m, n_vectors=n_inputs, seed=seed, input_files=input_files)
+        prepared = answers[0] if answers else None
+    else:
+        prepared = pipeline.prepare_from_manifest(m, n_vectors=n_inputs, seed=seed, input_files=input_files,
+                                                  trust_pickle=trust_pickle)
     if prepared is not None:
         v = prepared.vectors
         exp = host.Expected(v.inputs, v.outputs, v.layers, [(op.name, op.kind) for op in prepared.lowered.ops],
                             "model")
     else:
         exp = host.stored_expected(folder, m, n_inputs, seed, input_files, _why_stored(m))
-    return host.check_folder(folder, m, exp, opt=opt, extra=extra)
+    report = host.check_folder(folder, m, exp, opt=opt, extra=extra)
+    if early_exit:
+        exits, outputs = answers[2:] if answers else c_early_exit.stored_exits(folder, m, len(exp.inputs))
+        report["early_exit"] = host.check_early_exit(folder, m, exp.inputs, exits, outputs, opt=opt, extra=extra)
+        report["bit_exact"] = report["bit_exact"] and report["early_exit"]["bit_exact"]
+    return report
 
 
 def _why_stored(m: dict) -> str:

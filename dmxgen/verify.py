@@ -28,7 +28,9 @@ def verify_model(graph: Graph, path: str | Path, input_sets: list[list[np.ndarra
     compare_layers = per_layer and golden == "tflite"
     for inputs in progress(input_sets, desc="verify", unit="input", leave=False):
         values = reference.run(graph, inputs, keep=compare_layers)
-        gold, every = run_golden_layers(path, inputs, golden, n_outputs=len(graph.outputs), layers=compare_layers)
+        # isolated: a model that crashes the interpreter must not take dmxgen down with it
+        gold, every = run_golden_layers(path, inputs, golden, n_outputs=len(graph.outputs), layers=compare_layers,
+                                        isolate=True)
         for name, g in zip(graph.outputs, gold):
             m, k = diff(values[name], g)
             o = outputs[name]

@@ -8,6 +8,10 @@
  *   TOTAL <ticks> <instructions>      (dmx_model_run, the hooks' own cost taken out)
  *   OUTPUT <first index> <value> ...
  *   MISMATCH <index> got <value> expected <value>
+ *   EE <vector> exit=<k> expected=<k> run=<instructions> ee=<instructions>
+ *   EE_AVERAGE vectors=<n> run=<instructions> ee=<instructions> exits=<count of exit 0>,...,<final>
+ *                                     (early-exit exports only, built with -DDMX_FW_EARLY_EXIT:
+ *                                      both entry points on every stored test vector)
  *   PASS | FAIL <reason>
  * Exit status: 0 PASS, 1 FAIL, 3 CPU fault (startup.c).
  */
@@ -162,6 +166,59 @@ static void dmx_print_count(uint64_t ticks)
     printf("\n");
 }
 
+#ifdef DMX_FW_EARLY_EXIT
+#include "model_ee.h"
+#include "vectors_ee.h"
+
+static dmx_output_t dmx_ee_out[DMX_OUTPUT_SIZE];
+
+/* Ticks of one call, the counter read and the layer hooks it ran taken out. */
+static uint64_t dmx_ee_net(uint64_t ticks, uint64_t read_cost, uint64_t hooks)
+{
+    ticks = ticks > read_cost ? ticks - read_cost : 0;
+    return ticks > hooks ? ticks - hooks : 0;
+}
+
+/* dmx_model_run and dmx_model_run_ee on every stored vector, each compared to the bit with the
+ * reference's answers (vectors_ee.h); returns the number of vectors that differ. */
+static int dmx_run_ee_vectors(uint64_t read_cost)
+{
+    uint64_t sum_run = 0, sum_ee = 0;
+    int counts[DMX_EE_NUM_EXITS + 1] = {0};
+    int bad = 0;
+    for (int v = 0; v < DMX_EE_NUM_VECTORS; v++) {
+        uint64_t hooks = dmx_prof_hook_ticks();
+        uint64_t start = dmx_counter_now();
+        int rc = dmx_model_run(dmx_ee_vector_inputs[v], dmx_ee_out);
+        const uint64_t run = dmx_ee_net(dmx_counter_now() - start, read_cost, dmx_prof_hook_ticks() - hooks);
+        const int run_ok = rc == 0 && memcmp(dmx_ee_out, dmx_ee_vector_outputs[v], sizeof dmx_ee_out) == 0;
+        int taken = -1;
+        start = dmx_counter_now();
+        rc = dmx_model_run_ee(dmx_ee_vector_inputs[v], dmx_ee_out, &taken);
+        const uint64_t ee = dmx_ee_net(dmx_counter_now() - start, read_cost, 0);
+        const int ee_ok = rc == 0 && taken == dmx_ee_vector_exits[v] &&
+                          memcmp(dmx_ee_out, dmx_ee_vector_ee_outputs[v], sizeof dmx_ee_out) == 0;
+        printf("EE %d exit=%d expected=%d", v, taken, dmx_ee_vector_exits[v]);
+        dmx_print_u64(" run=", dmx_ticks_to_insn(run));
+        dmx_print_u64(" ee=", dmx_ticks_to_insn(ee));
+        printf("%s%s\n", run_ok ? "" : " run_differs", ee_ok ? "" : " ee_differs");
+        if (taken >= 0 && taken <= DMX_EE_NUM_EXITS)
+            counts[taken]++;
+        bad += !(run_ok && ee_ok);
+        sum_run += run;
+        sum_ee += ee;
+    }
+    printf("EE_AVERAGE vectors=%d", DMX_EE_NUM_VECTORS);
+    dmx_print_u64(" run=", dmx_ticks_to_insn(sum_run / DMX_EE_NUM_VECTORS));
+    dmx_print_u64(" ee=", dmx_ticks_to_insn(sum_ee / DMX_EE_NUM_VECTORS));
+    printf(" exits=");
+    for (int k = 0; k <= DMX_EE_NUM_EXITS; k++)
+        printf(k ? ",%d" : "%d", counts[k]);
+    printf("\n");
+    return bad;
+}
+#endif
+
 static void dmx_print_outputs(void)
 {
     for (int i = 0; i < DMX_OUT_VALUES; i++) {
@@ -233,6 +290,14 @@ int main(void)
         printf("FAIL %d of %d outputs differ from expected.h\n", mismatches, DMX_OUT_VALUES);
         return 1;
     }
+#ifdef DMX_FW_EARLY_EXIT
+    const int ee_bad = dmx_run_ee_vectors(read_cost);
+    if (ee_bad) {
+        printf("FAIL %d of %d test vectors differ from the reference (dmx_model_run or dmx_model_run_ee)\n", ee_bad,
+               DMX_EE_NUM_VECTORS);
+        return 1;
+    }
+#endif
     printf("PASS\n");
     return 0;
 }

@@ -7,6 +7,9 @@ With --target-kb (or --weights-fraction) the config is not used: dmxgen.compress
 prunes the int8 model until its exported weights, biases and per-channel constants
 fit the target (history.json records every step). --weights-fraction 0.1 sets the
 target so that the weights alone are a tenth of their dense int8 bytes.
+--width sets LeNet's conv widths, --int4 gives named layers INT4 weights
+before the loop starts, --storage is the format the bytes are counted in
+(`make demo` passes tools/demo.py's RECIPE).
 
 Writes, in --out: lenet_float.pt and lenet_compressed.pt (state dicts, which
 a later run reuses instead of training again; --retrain forces training),
@@ -32,22 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for models/
 
 
-def weight_bytes(graph) -> tuple[int, int]:
-    """(dense int8 bytes, dCSR bytes) of all weights, as formats.md counts them."""
-    from dmxgen import codecs
-    from dmxgen.codecs.view import as_matrix
-
-    dense = dcsr = 0
-    for op in graph.ops:
-        w = graph.weights(op)
-        if w is None:
-            continue
-        dense += w.data.size
-        dcsr += codecs.encode("dcsr", as_matrix(op.kind, w.data)).nbytes if op.kind != "depthwise_conv2d" \
-            else w.data.size
-    return dense, dcsr
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="build/digits", help="output folder (default build/digits)")
@@ -61,8 +48,14 @@ def main(argv=None) -> int:
     target.add_argument("--weights-fraction", type=float,
                         help="shrink until the weights are this fraction of their dense int8 bytes")
     ap.add_argument("--storage", default="dcsr", choices=["auto", "dense", "csr", "dcsr"],
-                    help="storage the shrink target is counted in (default dcsr, as the demo exports)")
+                    help="storage the weights are counted (and later exported) in (default dcsr)")
+    ap.add_argument("--width", type=int, default=16, help="LeNet's conv1 channels (conv2 has twice as many)")
+    ap.add_argument("--int4", default="", metavar="LAYER,...",
+                    help="shrink: layers given INT4 weights from the start (dense INT4 is stored two a byte)")
+    ap.add_argument("--step", type=float, default=0.1, help="shrink: the density a dense layer is cut to")
     ap.add_argument("--shrink-epochs", type=int, default=6, help="retraining epochs per shrink step")
+    ap.add_argument("--val-fraction", type=float, default=0.25,
+                    help="shrink: share of the training images held out to validate each step")
     ap.add_argument("--shrink-lr", type=float, default=3e-3)
     ap.add_argument("--drop-limit", type=float, default=1.0, help="fragile when validation drops more (points)")
     ap.add_argument("--retrain-layers", default="all", choices=["layer", "all"],
@@ -71,6 +64,7 @@ def main(argv=None) -> int:
     shrinking = a.target_kb is not None or a.weights_fraction is not None
     torch.set_num_threads(1)  # tiny layers: threads only add contention
     from dmxgen.api import Model, reference_outputs, save
+    from dmxgen.compress.sizing import model_bytes
     from dmxgen.errors import DmxError
     from models import lenet
 
@@ -78,19 +72,20 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg_text = Path(a.config).read_text()
     recipe = (f"shrink|{a.target_kb}|{a.weights_fraction}|{a.storage}|{a.shrink_epochs}|{a.shrink_lr}|"
-              f"{a.drop_limit}|{a.retrain_layers}" if shrinking else f"{cfg_text}|{a.finetune}")
-    key = hashlib.sha256(f"{recipe}|{a.epochs}|{a.seed}".encode()).hexdigest()[:16]
+              f"{a.drop_limit}|{a.retrain_layers}|{a.int4}|{a.step}|{a.val_fraction}"
+              if shrinking else f"{cfg_text}|{a.finetune}")
+    key = hashlib.sha256(f"{recipe}|{a.width}|{a.epochs}|{a.seed}".encode()).hexdigest()[:16]
     f_float, f_q, f_sum = out / "lenet_float.pt", out / "lenet_compressed.pt", out / "summary.json"
     data = lenet.digits_data(a.seed)
     t0 = time.time()
     old = json.loads(f_sum.read_text()) if f_sum.exists() else {}
     reuse = not a.retrain and f_float.exists() and f_q.exists() and old.get("key") == key
     try:
-        net = lenet.LeNet()
+        net = lenet.LeNet(width=a.width)
         if reuse:
             try:
                 net.load_state_dict(torch.load(f_float, weights_only=True))
-                model = Model(copy.deepcopy(net)).transform(None if shrinking else a.config)
+                model = Model(copy.deepcopy(net)).transform(int4_config(a) if shrinking else a.config)
                 model.load_state_dict(torch.load(f_q, weights_only=True))
                 if shrinking:
                     label_densities(model)
@@ -99,7 +94,9 @@ def main(argv=None) -> int:
                 print(f"cannot reuse the checkpoints in {out} ({str(e).splitlines()[0]}); training again")
                 reuse = False
         if not reuse:
-            net = lenet.train_float(data, epochs=a.epochs, seed=a.seed)
+            torch.manual_seed(a.seed)  # lenet.train_float's recipe at any width
+            net = lenet.LeNet(width=a.width)
+            lenet.fit(net, data, a.epochs, lr=1e-2, seed=a.seed)
             torch.save(net.state_dict(), f_float)
             if shrinking:
                 model, history = shrink(net, data, a)
@@ -121,7 +118,7 @@ def main(argv=None) -> int:
     fq = model.output_codes(data.x_test)
     y = data.y_test.numpy()
     diff = np.abs(ref.astype(np.int64) - fq)
-    dense, dcsr = weight_bytes(graph)
+    stored = model_bytes(model, data.x_test, a.storage)  # the bytes `dmxgen export --format STORAGE` writes
     shrunk = json.loads((out / "history.json").read_text()) if shrinking and (out / "history.json").exists() \
         else None
     summary = {
@@ -130,7 +127,9 @@ def main(argv=None) -> int:
         "same_class": float((ref.argmax(1) == fq.argmax(1)).mean()),
         "logits_identical": float((diff == 0).mean()),
         "logits_within_one_step": float((diff <= 1).mean()), "max_logit_diff": int(diff.max()),
-        "sparsity": model.sparsity(), "weight_bytes_dense": dense, "weight_bytes_dcsr": dcsr,
+        "sparsity": model.sparsity(), "width": a.width, "storage": a.storage,
+        "weight_bytes_dense": stored.dense_weight_bytes, "weight_bytes_stored": stored.weight_bytes,
+        "param_bytes": stored.param_bytes, "formats": {n: r.format for n, r in stored.layers.items()},
         "test_images": int(len(y)), "model": str(path),
         "recipe": "compress_to_size" if shrinking else "config",
     }
@@ -146,7 +145,9 @@ def main(argv=None) -> int:
     print(f"integer reference vs fake-quant: same class on {100 * summary['same_class']:.1f}% of images; "
           f"logits identical {100 * summary['logits_identical']:.2f}%, within one step "
           f"{100 * summary['logits_within_one_step']:.2f}%")
-    print(f"weights: {dense} bytes dense int8, {dcsr} bytes dCSR")
+    print(f"weights: {stored.dense_weight_bytes} bytes dense int8, {stored.weight_bytes} bytes as {a.storage} ("
+          + ", ".join(f"{n} {r.format} {r.weight_bytes}" for n, r in stored.layers.items())
+          + f"); {stored.param_bytes} bytes of bias/multiplier/shift arrays")
     if shrunk:
         print(f"shrink: {shrunk['message']}")
     print(f"saved {path}")
@@ -160,6 +161,11 @@ def shrink(net, data, a):
     from dmxgen.compress.sizing import model_bytes
     from dmxgen.compress.sparsecomp import compress_to_size
 
+    given = net
+    if int4_config(a):  # those layers start INT4: compress_to_size keeps a transformed model's formats
+        given = Model(copy.deepcopy(net)).transform(int4_config(a))
+        with given.calibrating():
+            given(data.x_train)
     target_kb = a.target_kb
     if target_kb is None:  # the weights at a fraction of dense int8, the other arrays as they are
         int8 = Model(copy.deepcopy(net)).transform(None)
@@ -169,9 +175,15 @@ def shrink(net, data, a):
         target_kb = (size.param_bytes + a.weights_fraction * size.dense_weight_bytes) / 1000
     train, test = digits_loaders(data, seed=a.seed)
     torch.manual_seed(a.seed)
-    return compress_to_size(net, target_kb, train, test, epochs=a.shrink_epochs, lr=a.shrink_lr,
+    return compress_to_size(given, target_kb, train, test, epochs=a.shrink_epochs, lr=a.shrink_lr,
                             accuracy_drop_limit=a.drop_limit, storage=a.storage, retrain=a.retrain_layers,
-                            val_fraction=0.25, seed=a.seed)
+                            step=a.step, val_fraction=a.val_fraction, seed=a.seed)
+
+
+def int4_config(a) -> dict | None:
+    """The config giving --int4's layers INT4 per-channel weights (None when there are none)."""
+    names = [n.strip() for n in a.int4.split(",") if n.strip()]
+    return {n: {"weight_format": "INT4(PER_CHANNEL)"} for n in names} or None
 
 
 def label_densities(model) -> None:

@@ -145,11 +145,35 @@ def write(prepared, folder: Path) -> dict:
         "uses_in": inputs[0]["used"], "uses_out": outputs[0]["used"],
         "output_words": sum((io["size"] * (4 if io["ctype"] == "float" else 1) + 3) // 4 for io in outputs),
     }
+    ctx["entries"] = entry_functions(lowered, layers, inputs, outputs)
     ctx["kernels"] = c_render.kernels_for({t for layer in layers for t in layer.templates})
     manifest = _manifest(lowered, plan, layers, ctx, prepared.source, prepared.semantics, storage.min_sparsity,
                          vectors, sample, prepared.passes)
     _write(Path(folder), ctx, layers, vectors, sample, manifest)
     return manifest
+
+
+def entry_functions(graph: Graph, layers: list[Layer], inputs: list[dict], outputs: list[dict]) -> list[dict]:
+    """One dmx_model_<entry> per declared entry point (none for the default one): its layers, and
+    the caller's buffers it takes (the graph's parameter names, entry inputs then outputs)."""
+    if not graph.has_entry_points:
+        return []
+    io = {x["name"]: x for x in inputs + outputs}
+    functions = []
+    for name, indices in graph.entry_ops().items():
+        entry = graph.entries[name]
+        mine = [layers[i] for i in indices]
+        params = [io[t] for t in entry.inputs + entry.outputs]
+        refs = [r for layer in mine for r in _refs(layer)]
+        used = {r.symbol for r in refs if r.kind in ("input", "output")}
+        stray = used - {p["param"] for p in params}
+        if stray:  # the plan keeps cross-entry tensors in the arena: this is a bug, not bad input
+            raise DmxError(f"C backend: entry {name!r} reaches {sorted(stray)[0]!r}, a caller's buffer of another call")
+        functions.append({"name": name, "layers": mine, "params": params,
+                          "unused": [p["param"] for p in params if p["param"] not in used],
+                          "uses_arena": any(r.kind == "arena" for r in refs),
+                          "first_layer": indices[0], "last_layer": indices[-1]})
+    return functions
 
 
 def _refs(layer: Layer):
@@ -168,8 +192,7 @@ def _write(tmp: Path, ctx: dict, layers: list[Layer], vectors, sample: int, mani
     files = {
         "model.h": c_render.render("model.h.j2", **ctx),
         "model.c": c_render.render("model.c.j2", **ctx),
-        "kernels.h": c_render.render("kernels.h.j2", **ctx),
-        "kernels.c": c_render.render("kernels.c.j2", **ctx),
+        **c_render.kernel_files(ctx),
         "headers/headers.h": c_render.render("headers.h.j2", layers=layers),
         "input.h": c_render.render("input.h.j2", single_io=ctx["single_io"], tensors=ctx["inputs"],
                                    values=vectors.inputs[sample][one], comment=comment),
@@ -253,6 +276,11 @@ def _manifest(lowered: Graph, plan, layers: list[Layer], ctx: dict, source: dict
     io_entries = ({"input": public(ctx["input"]), "output": public(ctx["output"])} if ctx["single_io"] else
                   {"inputs": [public(x) for x in ctx["inputs"]], "outputs": [public(x) for x in ctx["outputs"]]})
     tv_inputs, tv_expected = vector_files(len(ctx["inputs"]), len(ctx["outputs"]))
+    if ctx["entries"]:  # only for declared entry points: a one-entry manifest stays as it was
+        io_entries["entries"] = [{"name": e["name"], "function": f"dmx_model_{e['name']}",
+                                  "inputs": [p["name"] for p in e["params"] if p["role"] == "input"],
+                                  "outputs": [p["name"] for p in e["params"] if p["role"] == "output"],
+                                  "layers": [e["first_layer"], e["last_layer"]]} for e in ctx["entries"]]
     return {
         "dmxgen_version": ctx["version"],
         "source": source,

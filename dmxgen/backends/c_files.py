@@ -62,6 +62,20 @@ def os_reason(e: OSError) -> str:
     return f"{reason} ({e.filename})" if e.filename else reason
 
 
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE); False where that is missing."""
+    import ctypes
+    import os
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except AttributeError:  # not glibc >= 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    # nonzero on a file system without it: the caller then renames twice
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 @contextmanager
 def _replacing(out: Path, marker: str) -> Iterator[Path]:
     check_target(out, marker)
@@ -71,6 +85,9 @@ def _replacing(out: Path, marker: str) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o755)
+        if out.exists() and exchange(tmp, out):  # one step: OUT is never absent, even under SIGKILL
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous export
+            return
         old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))

@@ -20,9 +20,9 @@ from ..errors import DmxError
 from ..graph import Graph, Op
 from ..ops import Registry
 from ..plan import Plan
-from . import c_shapes
+from . import loops
 from .c_names import c_comment
-from .c_params import Array, F32, F64, Field, Sym, fields
+from .c_params import Array, F32, F64, Field, Structs, Sym, check_struct, fields
 
 INT32 = (-(2**31), 2**31 - 1)
 # kind -> the Resolver method that prints it, with its kernel templates and scratch.
@@ -245,13 +245,11 @@ class Resolver:
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
     def _binary(self, layer: Layer, op: Op) -> Field:
-        out = self.shape(op.outputs[0])
-        sa = c_shapes.broadcast_strides(self.shape(op.inputs[0]), out)
-        sb = c_shapes.broadcast_strides(self.shape(op.inputs[1]), out)
-        n, (a, b) = c_shapes.collapse(out, [sa, sb], f"layer {op.name!r} ({op.kind})")
+        walk = loops.broadcast(self.shape(op.outputs[0]), self.shape(op.inputs[0]), self.shape(op.inputs[1]))
+        walk = walk.collapse(f"layer {op.name!r} ({op.kind})")
         layer.args = [self.ref(layer, op.inputs[0], "in1"), self.ref(layer, op.inputs[1], "in2"),
                       self.out_ref(layer, op)]
-        return Field("shape", "struct", fields(n=n, a_stride=a, b_stride=b))
+        return Field("shape", "struct", fields(n=walk.n, a_stride=walk.strides[0], b_stride=walk.strides[1]))
 
     @c_resolver("add", {"add": INLINE})
     def add(self, layer: Layer, op: Op, i: int) -> None:
@@ -295,29 +293,32 @@ class Resolver:
 
     @c_resolver("pad", {"pad": INLINE})
     def pad(self, layer: Layer, op: Op, i: int) -> None:
-        shape = self.shape(op.inputs[0])
-        if len(shape) > c_shapes.RANK:
-            raise DmxError(f"layer {op.name!r} (pad): {len(shape)}-D padding; the C kernel pads up to 4-D")
-        extra = c_shapes.RANK - len(shape)
-        before = [0] * extra + [int(a) for a, _ in op.attrs["paddings"]]
-        layer.kernel, layer.struct_type = "dmx_pad_s8", "dmx_pad_t"
-        layer.fields = fields(**{"in": [1] * extra + list(shape), "before": before,
-                                 "out": [1] * extra + list(self.shape(op.outputs[0])),
-                                 "value": int(op.attrs["value"])})
-        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]  # int8, or float32 at the I/O
+        out = self.g.tensors[op.outputs[0]]
+        before = tuple(int(a) for a, _ in op.attrs["paddings"])
+        where = f"layer {op.name!r} (pad)"
+        value = op.attrs["value"]
+        if out.dtype == "int8" and not (float(value).is_integer() and -128 <= int(value) <= 127):
+            raise DmxError(f"{where}: padding value {value!r} is not an int8")
+        layer.kernel = {"int8": "dmx_pad_s8", "float32": "dmx_pad_f32"}[out.dtype]
+        layer.struct_type = "dmx_pad_t"
+        layer.fields = fields(fill=copy_fields(loops.fill(out.shape).collapse(where), out.itemsize),
+                              copy=copy_fields(loops.pad(self.shape(op.inputs[0]), out.shape, before).collapse(where),
+                                               out.itemsize),
+                              value=layer.array("value", np.asarray([value], dtype=out.dtype),
+                                                "params", "the pad value"))
 
     def _reduction(self, layer: Layer, op: Op) -> Field:
-        shape = self.shape(op.inputs[0])
-        st = c_shapes.reduction_strides(shape, tuple(op.attrs["axes"]))
-        n, (o,) = c_shapes.collapse(shape, [st], f"layer {op.name!r} ({op.kind})")
-        return Field("shape", "struct", fields(n=n, a_stride=o, b_stride=[0] * c_shapes.RANK))
+        walk = loops.reduction(self.shape(op.inputs[0]), tuple(op.attrs["axes"]))
+        walk = walk.collapse(f"layer {op.name!r} ({op.kind})")
+        return Field("shape", "struct", fields(n=walk.n, a_stride=walk.strides[0], b_stride=[0] * loops.RANK))
 
     @c_resolver("mean", {"mean": OUT_OF_LINE}, scratch=_mean_sums_bytes)
     def mean(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         shape = self._reduction(layer, op)
         layer.kernel, layer.struct_type = "dmx_mean_s8", "dmx_mean_t"
-        layer.fields = [shape] + fields(out_size=c_shapes.size(self.shape(op.outputs[0])), count=at["count"],
+        layer.fields = [shape] + fields(out_size=loops.size(self.shape(op.outputs[0])), count=at["count"],
                                         in_offset=at["input_offset"], mult=at["mean_multiplier"],
                                         shift=at["mean_shift"],
                                         out_offset=at["output_offset"])
@@ -327,14 +328,14 @@ class Resolver:
     def reduce_max(self, layer: Layer, op: Op, i: int) -> None:
         shape = self._reduction(layer, op)
         layer.kernel, layer.struct_type = "dmx_reduce_max_s8", "dmx_reduce_max_t"
-        layer.fields = [shape] + fields(out_size=c_shapes.size(self.shape(op.outputs[0])))
+        layer.fields = [shape] + fields(out_size=loops.size(self.shape(op.outputs[0])))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
     def _rows(self, op: Op) -> tuple[int, int]:
         """(rows, depth) of a last-axis op."""
         shape = self.shape(op.inputs[0])
         depth = shape[-1] if shape else 1
-        return c_shapes.size(shape) // depth, depth
+        return loops.size(shape) // depth, depth
 
     @c_resolver("softmax", {"softmax": OUT_OF_LINE})
     def softmax(self, layer: Layer, op: Op, i: int) -> None:
@@ -358,7 +359,7 @@ class Resolver:
     def quantize(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         layer.kernel, layer.struct_type = "dmx_quantize_f32_s8", "dmx_quantize_f32_t"
-        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), scale=F32(at["scale"]),
+        layer.fields = fields(size=loops.size(self.shape(op.outputs[0])), scale=F32(at["scale"]),
                               zero_point=at["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
@@ -366,36 +367,37 @@ class Resolver:
     def requantize(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         layer.kernel, layer.struct_type = "dmx_requantize_s8", "dmx_requantize_t"
-        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), in_offset=at["input_offset"],
+        layer.fields = fields(size=loops.size(self.shape(op.outputs[0])), in_offset=at["input_offset"],
                               mult=at["multiplier"], shift=at["shift"], out_offset=at["output_offset"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
     @c_resolver("dequantize", {"dequantize": OUT_OF_LINE})
     def dequantize(self, layer: Layer, op: Op, i: int) -> None:
         layer.kernel, layer.struct_type = "dmx_dequantize_s8_f32", "dmx_dequantize_t"
-        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])), scale=F64(op.attrs["scale"]),
+        layer.fields = fields(size=loops.size(self.shape(op.outputs[0])), scale=F64(op.attrs["scale"]),
                               zero_point=op.attrs["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
     @c_resolver("lut", {"lut": INLINE})
     def lut(self, layer: Layer, op: Op, i: int) -> None:
         layer.kernel, layer.struct_type = "dmx_lut_s8", "dmx_lut_t"
-        layer.fields = fields(size=c_shapes.size(self.shape(op.outputs[0])),
+        layer.fields = fields(size=loops.size(self.shape(op.outputs[0])),
                               table=layer.array("table", np.asarray(op.attrs["table"], dtype=np.int8)))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
     @c_resolver("concat", {"concat": INLINE})
     def concat(self, layer: Layer, op: Op, i: int) -> None:
-        axis = op.attrs["axis"] % len(self.shape(op.outputs[0]))
-        inner = [c_shapes.size(self.shape(n)[axis:]) for n in op.inputs]
+        walks = loops.concat([self.shape(n) for n in op.inputs], op.attrs["axis"])
+        where = f"layer {op.name!r} (concat)"
         layer.kernel, layer.struct_type = "dmx_concat_s8", "dmx_concat_t"
-        layer.fields = fields(n_inputs=len(op.inputs), outer=c_shapes.size(self.shape(op.outputs[0])[:axis]),
-                              inner=layer.array("inner", np.asarray(inner, dtype=np.int32)))
+        layer.fields = fields(n_inputs=len(walks),
+                              copies=Structs("dmx_copy_t", [copy_fields(w.collapse(where), 1) for w in walks]))
         items = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(op.inputs)]
         layer.args = [Ref("list", items=items), self.out_ref(layer, op)]
 
     @c_resolver("reshape", {"copy": INLINE})
     def reshape(self, layer: Layer, op: Op, i: int) -> None:
+        """A reshape's copy walks both buffers contiguously: one row of the strided copy, no descriptor."""
         if i in self.plan.copies:
             layer.kernel = "dmx_copy"
             nbytes = self.g.tensors[op.outputs[0]].nbytes
@@ -414,6 +416,9 @@ class Resolver:
         entry = C_RESOLVERS.lookup(op.kind, f"layer {op.name!r}")
         layer = Layer(index, op.name, ident, op.kind)
         entry.fn(self, layer, op, index)
+        if layer.struct_type is not None:  # the template's typedef is the declaration; the fields must match it
+            check_struct(layer.struct_type, layer.fields, {a.symbol: a.ctype for a in layer.arrays},
+                         f"layer {op.name!r} ({op.kind})")
         if layer.kernel is not None and not layer.templates:  # no format variants: the kind's own kernels
             layer.templates = [(name, None) for name in entry.kernels]
         ins = [n for n in op.inputs if n and not self.g.tensors[n].is_const]
@@ -423,6 +428,13 @@ class Resolver:
             + (", in place" if index in self.plan.inplace else "")
             + (", no copy" if "alias_of" in layer.info else ""), 160)
         return layer
+
+
+def copy_fields(walk: loops.Walk, elem_bytes: int) -> list[Field]:
+    """A collapsed (src, dst) copy walk as the fields of the kernels' dmx_copy_t."""
+    (src, dst), (src_offset, dst_offset) = walk.strides, walk.offsets
+    return fields(n=walk.n, elem_bytes=elem_bytes, src_offset=src_offset, src_stride=src,
+                  dst_offset=dst_offset, dst_stride=dst)
 
 
 def pack_int4(layer: Layer, matrix: np.ndarray) -> np.ndarray:

@@ -13,6 +13,9 @@ import jinja2
 import numpy as np
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c"
+# Headers shared with the other targets (the HLS kernels include them too), copied into the folder as is.
+SHARED = TEMPLATES.parent / "common"
+SHARED_HEADERS = ("dmx_int.h",)
 PER_LINE = 24
 
 # Helper kernels other kernels call, printed first, in dependency order (all static inline).
@@ -90,6 +93,13 @@ def environment() -> jinja2.Environment:
 
 def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
+
+
+def kernel_files(ctx: dict) -> dict[str, str]:
+    """kernels.h, kernels.c and the shared headers they include: file name -> text."""
+    files = {"kernels.h": render("kernels.h.j2", **ctx), "kernels.c": render("kernels.c.j2", **ctx)}
+    files.update({name: (SHARED / name).read_text(encoding="ascii") for name in SHARED_HEADERS})
+    return files
 
 
 def kernels_for(needed: set[tuple[str, str | None]]) -> list[Kernel]:

@@ -30,7 +30,7 @@ _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.fmt, interface: str = "array",
               sample_inputs: list[np.ndarray], expected_outputs: list[np.ndarray],
               part: str = "xcu250-figd2104-2L-e", clock_ns: float = 5.0, reuse_factor: int = 1,
-              min_sparsity: float = HLS_STORAGE.min_sparsity) -> dict:
+              min_sparsity: float = HLS_STORAGE.min_sparsity, early_exit: dict | None = None) -> dict:
     """Write out_dir/hls/ for `graph` and return its manifest (per-layer formats and bytes).
 
     sample_inputs / expected_outputs hold one entry per test vector: an array
@@ -39,6 +39,9 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
     (QUANTIZE in, DEQUANTIZE out) run on the host in tb.cpp; dmx_top is int8 only.
     csr/dcsr apply to layers with a kernel in that format and at least
     `min_sparsity` zeros, as in the C target; the others stay dense.
+    early_exit (an early-exit graph, docs/early-exit.md): {"kind", "thresholds", "softmax" (the
+    heads' integer-softmax constants), "exits" and "outputs" (the reference's exit and logits per
+    vector)}; top.cpp then adds dmx_top_ee with an exit port, and tb.cpp checks it.
     """
     _check_options(weight_format, interface, part, clock_ns, reuse_factor, min_sparsity)
     ins = _vectors(graph, graph.inputs, sample_inputs, "sample input")
@@ -46,6 +49,9 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
     if len(ins) != len(outs):
         raise DmxError(f"HLS backend: {len(ins)} sample inputs but {len(outs)} expected outputs")
     plan = build_plan(graph, weight_format, reuse_factor, min_sparsity)
+    if plan.entries and interface == "stream":
+        raise DmxError("HLS backend: entry points need the array interface (a tensor that crosses entries "
+                       "stays in a static buffer between calls, which a DATAFLOW stream cannot hold)")
     hls = Path(out_dir) / "hls"
     for sub in ("layers", "kernels", "tb_data"):
         shutil.rmtree(hls / sub, ignore_errors=True)
@@ -58,6 +64,8 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
            "outputs": plan.outputs, "layers": plan.layers, "part": part, "clock_ns": clock_ns,
            "weight_format": weight_format, "reuse_factor": reuse_factor, "vectors": len(ins),
            "wiring": stream_wiring(plan) if interface == "stream" else array_wiring(plan)}
+    ctx["entries"] = ctx["wiring"].get("entries", [])
+    ctx["early_exit"] = _early_exit_ctx(plan, ctx["entries"], early_exit)
     files = {"top.h": "top.h.j2", "top.cpp": "top.cpp.j2", "tb.cpp": "tb.cpp.j2", "run_hls.tcl": "run_hls.tcl.j2",
              "README.md": "README.md.j2"}
     for name, template in files.items():
@@ -65,10 +73,14 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
     for layer in plan.layers:
         text = env.get_template(f"layers/{layer.op.kind}.h.j2").render(ctx, layer=layer)
         _write(hls / "layers" / f"{layer.ident}.h", text)
-    for kernel in sorted(_kernels_used(hls / "layers", interface)):
-        shutil.copyfile(TEMPLATES / "kernels" / kernel, hls / "kernels" / kernel)
+    policy_kernels = {"dmx_softmax.h"} if early_exit and early_exit["kind"] == "softmax" else set()
+    for kernel in sorted(_kernels_used(hls / "layers", interface, policy_kernels)):
+        shutil.copyfile(_kernel_source(kernel), hls / "kernels" / kernel)
     _write(hls / "tb_data" / "input.dat", _dat(ins))
     _write(hls / "tb_data" / "expected.dat", _dat(outs))
+    if early_exit:
+        _write(hls / "tb_data" / "expected_ee.dat", _dat([[np.array([k]), np.asarray(v).reshape(-1)]
+                                                          for k, v in zip(early_exit["exits"], early_exit["outputs"])]))
     _write(hls / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -130,19 +142,37 @@ def _dat(vectors: list[list[np.ndarray]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _kernels_used(layers_dir: Path, interface: str) -> set[str]:
-    """Kernel headers the layer headers include, with the headers those include."""
+def _early_exit_ctx(plan, entries: list, early_exit: dict | None) -> dict | None:
+    """What top.cpp's dmx_top_ee needs: the policy, the input port, the one output size."""
+    if not early_exit:
+        return None
+    if not entries or len(plan.outputs) != len(early_exit["thresholds"]) + 1:
+        raise DmxError("HLS backend: an early-exit top needs the entry points exit0 ... final (array interface)")
+    sizes = {p.size for p in plan.outputs}
+    if len(sizes) != 1 or any(p.edge for p in plan.outputs) or len(plan.inputs) != 1:
+        raise DmxError("HLS backend: an early-exit top needs one input and int8 exit logits of one size")
+    return {**early_exit, "input": plan.inputs[0], "size": sizes.pop(), "n": len(early_exit["thresholds"])}
+
+
+def _kernels_used(layers_dir: Path, interface: str, extra: set[str] = frozenset()) -> set[str]:
+    """Kernel headers the layer headers include (and `extra`), with the headers those include."""
     include = re.compile(r'#include "(?:kernels/)?(dmx_\w+\.h)"')
-    wanted = {"dmx_stream.h"} if interface == "stream" else set()
+    wanted = ({"dmx_stream.h"} if interface == "stream" else set()) | set(extra)
     for path in layers_dir.glob("*.h"):
         wanted |= set(include.findall(path.read_text()))
     todo = list(wanted)
     while todo:
-        for name in include.findall((TEMPLATES / "kernels" / todo.pop()).read_text()):
+        for name in include.findall(_kernel_source(todo.pop()).read_text()):
             if name not in wanted:
                 wanted.add(name)
                 todo.append(name)
     return wanted
+
+
+def _kernel_source(name: str) -> Path:
+    """templates/hls/kernels/NAME, or the header shared with the C export (templates/common/dmx_int.h)."""
+    own = TEMPLATES / "kernels" / name
+    return own if own.exists() else TEMPLATES.parent / "common" / name
 
 
 def _manifest(plan: Plan, weight_format: str, interface: str, part: str, clock_ns: float,
@@ -160,7 +190,10 @@ def _manifest(plan: Plan, weight_format: str, interface: str, part: str, clock_n
         return {"name": p.graph_name, "port": p.ident, "values": p.size, "graph_dtype": p.graph_dtype,
                 "host": p.edge["kind"] if p.edge else None}
 
-    return {"target": "hls", "top": TOP, "interface": interface, "weight_format": weight_format,
+    entries = {"entries": [{"name": e.name, "top": f"{TOP}_{e.name}", "inputs": [p.ident for p in e.inputs],
+                            "outputs": [p.ident for p in e.outputs], "layers": [la.ident for la in e.layers]}
+                           for e in plan.entries]} if plan.entries else {}
+    return {**entries, "target": "hls", "top": TOP, "interface": interface, "weight_format": weight_format,
             "reuse_factor": int(reuse_factor), "part": part, "clock_ns": float(clock_ns), "vectors": vectors,
             "inputs": [port(p) for p in plan.inputs], "outputs": [port(p) for p in plan.outputs],
             "layers": layers, "weight_bytes": sum(entry["bytes"] for entry in layers)}

@@ -17,8 +17,8 @@ from ..codecs.policy import Choice
 from ..errors import DmxError
 from ..graph import Graph, Op
 from ..ops import Registry
+from . import loops
 
-MAX_RANK = 4
 # kind -> its builder; `alias=True`: the op moves no data (its output names its input).
 HLS_BUILDERS = Registry("hls", "HLS kernel")
 
@@ -61,8 +61,16 @@ class OpContext:
     def out_shape(self) -> tuple[int, ...]:
         return self.graph.tensors[self.op.outputs[0]].shape
 
+    @property
+    def where(self) -> str:
+        return f"HLS backend: layer {self.op.name!r} ({self.op.kind})"
+
     def fail(self, msg: str) -> DmxError:
-        return DmxError(f"HLS backend: layer {self.op.name!r} ({self.op.kind}): {msg}")
+        return DmxError(f"{self.where}: {msg}")
+
+    def shape4(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """A shape padded to the 4 dims the layer templates print (DmxError beyond 4)."""
+        return loops.padded_shape(shape, self.where)
 
     def per_channel(self, key: str, channels: int) -> np.ndarray:
         return np.broadcast_to(np.atleast_1d(np.asarray(self.op.attrs[key], dtype=np.int64)), (channels,))
@@ -158,27 +166,12 @@ def fully_connected(c: OpContext) -> dict:
             **_activation(c), **_requant_arrays(c, rows), "rounding": _rounding(c), "weights": encode_weights(c)}
 
 
-def pad4(shape: tuple[int, ...], c: OpContext) -> tuple[int, ...]:
-    if len(shape) > MAX_RANK:
-        raise c.fail(f"tensors of rank {len(shape)} are not supported (at most {MAX_RANK})")
-    return (1,) * (MAX_RANK - len(shape)) + tuple(shape)
-
-
-def _broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
-    """Element stride of each output axis in an input of `shape` (4-D), 0 along broadcast axes."""
-    strides, step = [0] * MAX_RANK, 1
-    for k in reversed(range(MAX_RANK)):
-        strides[k] = step if shape[k] == out[k] else 0
-        step *= shape[k]
-    return strides
-
-
 def _binary(c: OpContext, keys: tuple[str, ...]) -> dict:
-    out = pad4(c.out_shape, c)
-    ctx: dict = {"dims": list(out), "roms": [], "args": []}
+    walk = loops.broadcast(c.shape4(c.out_shape), c.shape4(c.shape(0)), c.shape4(c.shape(1)))
+    ctx: dict = {"dims": list(walk.n), "roms": [], "args": []}
     for side, index in (("a", 0), ("b", 1)):
         t = c.graph.tensors[c.op.inputs[index]]
-        ctx[f"{side}_strides"] = _broadcast_strides(pad4(t.shape, c), out)
+        ctx[f"{side}_strides"] = list(walk.strides[index])
         ctx[f"{side}_size"] = t.size
         if t.is_const:  # a ROM inside the layer; run() takes only the activations
             if t.dtype != "int8":
@@ -243,27 +236,31 @@ def reshape(c: OpContext) -> dict:
     return {}  # never a layer: hls_plan.py makes its output another name for its input
 
 
+def copy_walk(walk: loops.Walk, where: str) -> dict:
+    """A (src, dst) copy walk, collapsed to 4 loops, as dmx_copy.h's walk struct prints it."""
+    w = walk.collapse(where)
+    (src, dst), (src_offset, dst_offset) = w.strides, w.offsets
+    return {"n": list(w.n), "src_offset": src_offset, "src_stride": list(src), "dst_offset": dst_offset,
+            "dst_stride": list(dst)}
+
+
 @hls_builder("pad")
 def pad(c: OpContext) -> dict:
-    pads = [(0, 0)] * (MAX_RANK - len(c.shape(0))) + [tuple(p) for p in c.op.attrs["paddings"]]
     value = c.op.attrs["value"]
     if not float(value).is_integer() or not -128 <= int(value) <= 127:
         raise c.fail(f"padding value {value!r} is not an int8")
-    return {"in_dims": list(pad4(c.shape(0), c)), "out_dims": list(pad4(c.out_shape, c)),
-            "before": [int(p[0]) for p in pads], "value": int(value)}
+    before = tuple(int(p[0]) for p in c.op.attrs["paddings"])
+    return {"walk": copy_walk(loops.pad(c.shape(0), c.out_shape, before), c.where),
+            "in_size": loops.size(c.shape(0)), "out_size": loops.size(c.out_shape), "value": int(value)}
 
 
 def _reduction(c: OpContext) -> dict:
     shape = c.shape(0)
-    dims = pad4(shape, c)
-    lead = MAX_RANK - len(shape)
-    axes = {a + lead for a in c.op.attrs["axes"]}
-    strides, step = [0] * MAX_RANK, 1
-    for k in reversed(range(MAX_RANK)):
-        if k not in axes:
-            strides[k] = step
-            step *= dims[k]
-    return {"dims": list(dims), "out_strides": strides, "out_size": c.graph.tensors[c.op.outputs[0]].size}
+    dims = c.shape4(shape)
+    lead = len(dims) - len(shape)
+    walk = loops.reduction(dims, tuple(a + lead for a in c.op.attrs["axes"]))
+    return {"dims": list(walk.n), "out_strides": list(walk.strides[0]),
+            "out_size": c.graph.tensors[c.op.outputs[0]].size}
 
 
 @hls_builder("reduce_max")

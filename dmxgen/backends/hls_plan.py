@@ -43,6 +43,18 @@ class Layer:
     in_sizes: list[int] = field(default_factory=list)
     out_size: int = 0
     shapes: str = ""  # "[1, 49, 10, 1] -> [1, 25, 5, 64]", for comments
+    in_dtype: str = "int8"  # the activation dtypes run() reads and writes: the kernel's data_T and res_T
+    out_dtype: str = "int8"
+
+
+@dataclass
+class EntryPoint:
+    """A declared entry point of the graph (graph/entries.py): one top function dmx_top_<name>."""
+
+    name: str
+    inputs: list[Port]
+    outputs: list[Port]
+    layers: list[Layer]
 
 
 @dataclass
@@ -51,6 +63,7 @@ class Plan:
     outputs: list[Port]
     layers: list[Layer]
     sizes: dict[str, int]
+    entries: list[EntryPoint] = field(default_factory=list)  # empty: the one top function, dmx_top
 
 
 def _fail(graph: Graph, msg: str) -> DmxError:
@@ -166,12 +179,27 @@ def build_plan(graph: Graph, weight_format: str, reuse_factor: int,
         shapes = ", ".join(str(list(graph.tensors[n].shape)) for n in op.inputs if n and not graph.tensors[n].is_const)
         out = graph.tensors[op.outputs[0]]
         layers.append(Layer(c_ident(op.name, taken), op, [canon(n) for n in acts], op.outputs[0], ctx,
-                            [graph.tensors[n].size for n in acts], out.size, f"{shapes} -> {list(out.shape)}"))
+                            [graph.tensors[n].size for n in acts], out.size, f"{shapes} -> {list(out.shape)}",
+                            graph.tensors[acts[0]].dtype if acts else out.dtype, out.dtype))
     for port in inputs + outputs:
         port.tensor = canon(port.tensor)
     _check_ports(graph, inputs, outputs)
     sizes = {name: t.size for name, t in graph.tensors.items()}
-    return Plan(inputs, outputs, layers, sizes)
+    return Plan(inputs, outputs, layers, sizes, _entry_points(graph, inputs, outputs, layers))
+
+
+def _entry_points(graph: Graph, inputs: list[Port], outputs: list[Port], layers: list[Layer]) -> list[EntryPoint]:
+    """The declared entry points with their ports and layers (host edges and aliases have no layer)."""
+    if not graph.has_entry_points:
+        return []
+    by_name = {p.graph_name: p for p in inputs + outputs}
+    layer_of = {layer.op.name: layer for layer in layers}
+    points = []
+    for name, indices in graph.entry_ops().items():
+        e = graph.entries[name]
+        mine = [layer_of[graph.ops[i].name] for i in indices if graph.ops[i].name in layer_of]
+        points.append(EntryPoint(name, [by_name[t] for t in e.inputs], [by_name[t] for t in e.outputs], mine))
+    return points
 
 
 def _check_ports(graph: Graph, inputs: list[Port], outputs: list[Port]) -> None:
@@ -193,7 +221,12 @@ def array_wiring(plan: Plan) -> dict:
             buffers.append({"name": names[layer.output], "size": layer.out_size, "tensor": layer.output})
     calls = [{"layer": layer, "args": [names[n] for n in layer.inputs] + [names[layer.output]]}
              for layer in plan.layers]
-    return {"buffers": buffers, "calls": calls}
+    entries = []
+    for e in plan.entries:  # the same buffers, shared by every entry's top function
+        mine = {id(layer) for layer in e.layers}
+        entries.append({"name": e.name, "inputs": e.inputs, "outputs": e.outputs,
+                        "calls": [c for c in calls if id(c["layer"]) in mine]})
+    return {"buffers": buffers, "calls": calls, "entries": entries}
 
 
 def stream_wiring(plan: Plan) -> dict:

@@ -72,11 +72,11 @@ def harness_io(manifest: dict) -> tuple[list[dict], list[dict]]:
 
 
 def build(folder: Path, workdir: Path, *, sanitize: bool = True, hooks: bool = True, opt: str = "-O2",
-          extra: tuple[str, ...] = ()) -> Path:
+          extra: tuple[str, ...] = (), harness: str = "host_main.c.j2") -> Path:
     """Compile folder/*.c with the harness into workdir/prog; raise HostBuildError on failure."""
     folder, workdir = Path(folder).resolve(), Path(workdir)
     ins, outs = harness_io(read_manifest(folder))
-    (workdir / "host_main.c").write_text(c_render.render("host_main.c.j2", ins=ins, outs=outs))
+    (workdir / "host_main.c").write_text(c_render.render(harness, ins=ins, outs=outs))
     cmd = [CC, *WARNINGS, opt, *(SANITIZE if sanitize else []), *extra, "-I", str(folder)]
     if hooks:
         (workdir / "host_hooks.h").write_text(c_render.render("host_hooks.h.j2"))
@@ -209,3 +209,38 @@ def _num(x: float):
 
 def have_compiler() -> bool:
     return shutil.which(CC) is not None
+
+
+def run_early_exit(folder: Path, inputs: list[list[np.ndarray]], m: dict, opt: str = "-O2",
+                   extra: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(exit taken per vector, output values [n, size]) of dmx_model_run_ee, built with sanitizers."""
+    folder = Path(folder)
+    inp, out = manifest_io(m, "input")[0], manifest_io(m, "output")[0]
+    with tempfile.TemporaryDirectory(prefix="dmx-host-ee-") as tmp:
+        exe = build(folder, Path(tmp), hooks=False, opt=opt, extra=extra, harness="host_ee_main.c.j2")
+        (Path(tmp) / "in.bin").write_bytes(_vector_bytes(inputs, [inp]))
+        r = subprocess.run([str(exe), str(Path(tmp) / "in.bin"), str(Path(tmp) / "out.bin")], capture_output=True,
+                           text=True, env={**os.environ, **RUN_ENV}, timeout=600)
+        if r.returncode != 0:
+            raise HostBuildError(f"{folder}: dmx_model_run_ee failed at run time (exit {r.returncode}): "
+                                 f"{_first_error(r.stderr)}", r.stderr)
+        raw = (Path(tmp) / "out.bin").read_bytes()
+    record = np.dtype([("exit", "<i4"), ("out", np.dtype(out["dtype"]), (out["size"],))])
+    rows = np.frombuffer(raw, dtype=record)
+    if len(rows) != len(inputs):
+        raise HostBuildError(f"{folder}: dmx_model_run_ee wrote {len(rows)} results for {len(inputs)} inputs", r.stderr)
+    return rows["exit"].astype(np.int64), rows["out"].copy()
+
+
+def check_early_exit(folder: Path, m: dict, inputs: list[list[np.ndarray]], exits: np.ndarray,
+                     outputs: np.ndarray, opt: str = "-O2", extra: tuple[str, ...] = ()) -> dict:
+    """dmx_model_run_ee against the reference's exits and logits, per vector and to the bit."""
+    got_exits, got = run_early_exit(folder, inputs, m, opt=opt, extra=extra)
+    want = np.asarray(outputs).reshape(got.shape)
+    wrong_exit = np.flatnonzero(got_exits != exits)
+    wrong_bytes = np.flatnonzero((got != want).any(axis=1))
+    return {"function": m["early_exit"]["function"], "inputs": len(inputs),
+            "exits": np.bincount(got_exits, minlength=len(m["early_exit"]["thresholds"]) + 1).tolist(),
+            "exit_mismatches": int(len(wrong_exit)), "output_mismatches": int(len(wrong_bytes)),
+            "first_mismatch": int(min([*wrong_exit, *wrong_bytes])) if len(wrong_exit) or len(wrong_bytes) else None,
+            "bit_exact": not len(wrong_exit) and not len(wrong_bytes)}

@@ -51,12 +51,21 @@ def command(out, target, runs, arena, build_dir, timeout, as_json):
               "weights_region": first.weights_region, "runs": runs, "passed": first.passed, "verdict": first.verdict,
               "repeatable": repeatable, "total_instructions": total, "total_ticks": first.total_ticks,
               "layers": rows}
+    early_exit = _early_exit(first, model_dir, build_dir)
+    if early_exit:
+        report["early_exit"] = early_exit
     save_bench(model_dir, report, size=firmware.size(model_dir, build_dir=build_dir, arena=arena, timeout=timeout))
     if as_json:
         echo_json(report)
     else:
         _print(report, first)
     raise SystemExit(0 if ok else 1)
+
+
+def _early_exit(first: firmware.FirmwareRun, model_dir: Path, build_dir) -> dict | None:
+    from ._early_exit_bench import report
+
+    return report(first.log, Path(build_dir) if build_dir else firmware.default_build_dir(model_dir, "cortex-m55"))
 
 
 def _manifest_layers(model_dir: Path) -> dict[int, dict[str, str]]:
@@ -83,6 +92,13 @@ def _print(report: dict, first: firmware.FirmwareRun) -> None:
     click.echo(table(body, ["#", "layer", "op", "weights", "instructions", "share"]))
     click.echo("instructions: SysTick ticks / 1.024 under QEMU -icount shift=5; the total includes the code "
                "between layers")
+    ee = report.get("early_exit")
+    if ee:
+        extra = ee["exit_branches_extra_flash_bytes"]
+        click.echo(f"early exit over {ee['vectors']} stored vectors: {ee['instructions_with_early_exit']:,} "
+                   f"instructions per inference on average, {ee['instructions_without_early_exit']:,} without "
+                   f"(exits taken {', '.join(map(str, ee['exits']))}); exit branches add "
+                   f"{'?' if extra is None else f'{extra:,}'} flash bytes (model_ee.o minus model.o)")
     if not report["repeatable"]:
         click.echo("NOT REPEATABLE: the runs counted differently", err=True)
     if not first.passed:

@@ -21,7 +21,8 @@ from .common import echo_json
 def command(out, html_path, tflm_file, open_browser, as_json):
     """Report on OUT (a folder written by `dmxgen export`): model summary, per-layer table
     (shapes, MACs, storage format, bytes, arena placement, Cortex-M55 instructions when
-    `dmxgen bench OUT` has run), plots and the verification ladder. The page is one file
+    `dmxgen bench OUT` has run), plots, the exits taken for an early-exit export, and the
+    verification ladder. The page is one file
     with inline SVG: it opens offline and fetches nothing."""
     from ..report import gather, render_html
 

@@ -123,4 +123,10 @@ def _print(r: dict) -> None:
     if "source_vs_golden" in r:
         g = r["source_vs_golden"]
         click.echo(f"reference vs {g['golden']} on the same inputs: " + ("bit-exact" if g["bit_exact"] else "MISMATCH"))
+    if "early_exit" in r:
+        e = r["early_exit"]
+        click.echo(f"{e['function']} on the same inputs: exits taken {', '.join(map(str, e['exits']))}; "
+                   + ("same exits and bytes as the reference" if e["bit_exact"] else
+                      f"MISMATCH ({e['exit_mismatches']} exits, {e['output_mismatches']} outputs differ; "
+                      f"first at input {e['first_mismatch']})"))
     click.echo("BIT-EXACT" if r["bit_exact"] else "MISMATCH")

@@ -218,14 +218,14 @@ class Builder:
         return BoundCall(node, idx), str(label)
 
 
-def build_compressed(net: nn.Module, rules: list[Rule], source: str = "config"):
+def build_compressed(net: nn.Module, rules: list[Rule], source: str = "config", outputs: int | None = 1):
     """(GraphModule of fake-quantized layers, {layer name: LayerConfig}, [LayerInfo])."""
     leaves = lut_leaves(net, rules)
     gm = trace(net, leaves)
     kinds = classify(gm, leaves)
     b = Builder(gm, kinds)
     b.fuse()
-    check_exportable(gm, kinds.kind, b.layer_name, f"{type(net).__name__} (torch)")
+    check_exportable(gm, kinds.kind, b.layer_name, f"{type(net).__name__} (torch)", outputs)
     b.catalogue()
     cfgs = resolve(rules, b.layers, b.aliases, source)
     return b.build(cfgs), cfgs, b.layers

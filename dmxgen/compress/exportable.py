@@ -36,15 +36,16 @@ def linear_layout_message(layout: str) -> str:
     return f"Linear over the last dim of a {layout.upper()} tensor is not supported; flatten it first"
 
 
-def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str) -> None:
-    """Raise the DmxError export would raise, for what the structure alone decides."""
+def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str, outputs: int | None = 1) -> None:
+    """Raise the DmxError export would raise, for what the structure alone decides
+    (`outputs`: the output count the caller handles, None for any: EarlyExit's)."""
     nodes = list(gm.graph.nodes)
     n_in = sum(1 for n in nodes if n.op == "placeholder")
     if n_in != 1:
         raise DmxError(inputs_message(n_in))
     out = next(n for n in nodes if n.op == "output").args[0]
     n_out = len(out) if isinstance(out, (list, tuple)) else 1
-    if n_out != 1:
+    if outputs is not None and n_out != outputs:
         raise DmxError(io_message(source, n_in, n_out))
     mods = dict(gm.named_modules())
     layout: dict = {}  # node -> nchw | ncl | plain | unknown

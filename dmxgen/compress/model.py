@@ -63,6 +63,7 @@ class Model(nn.Module):
         self.config_source = ""
         self.example_shape: tuple[int, ...] = ()  # shape of the last input, for to_graph() without one
 
+    _outputs: int | None = 1  # outputs the PyTorch path handles (EarlyExit: any, one per exit and the final)
     _export_checked = True  # set False by transform: the first calibration batch checks the export
     _calibrating_now = False
 
@@ -78,7 +79,7 @@ class Model(nn.Module):
 
         rules = load_config(config)
         source = str(config) if isinstance(config, (str, Path)) else "config"
-        gm, cfgs, layers = build_compressed(self.float_net, rules, source)
+        gm, cfgs, layers = build_compressed(self.float_net, rules, source, self._outputs)
         self.body = gm
         self.layer_configs, self.layers = cfgs, layers
         self.transformed = True
@@ -177,17 +178,7 @@ class Model(nn.Module):
             if len(out) != 1:
                 raise DmxError(f"the model has {len(out)} outputs; output_quant() needs one")
             out = out[0]
-        mods = dict(self.body.named_modules())
-        node = out
-        while True:
-            m = mods.get(node.target) if node.op == "call_module" else None
-            if isinstance(m, ActQuant):
-                return m
-            if m is not None and hasattr(m, "out_quant"):
-                return m.out_quant
-            if m is not None and getattr(m, "in_quants", None):
-                return m.in_quant
-            node = node.all_input_nodes[0]
+        return value_quant(self.body, out)
 
     def output_codes(self, x: torch.Tensor) -> np.ndarray:
         """The model's outputs on x as integer codes of the output grid, in the graph's layout:
@@ -217,6 +208,20 @@ class Model(nn.Module):
                 raise DmxError("to_graph needs an example input (the model has not run on any input yet)")
             example_input = torch.zeros(self.example_shape)
         return _build_graph(self, example_input)
+
+
+def value_quant(gm, node) -> ActQuant:
+    """The quantizer whose grid the value of `node` (of the compressed GraphModule) is on."""
+    mods = dict(gm.named_modules())
+    while True:
+        m = mods.get(node.target) if node.op == "call_module" else None
+        if isinstance(m, ActQuant):
+            return m
+        if m is not None and hasattr(m, "out_quant"):
+            return m.out_quant
+        if m is not None and getattr(m, "in_quants", None):
+            return m.in_quant
+        node = node.all_input_nodes[0]
 
 
 def _mark_aware(net: nn.Module, cfgs: dict[str, LayerConfig]) -> None:

@@ -43,7 +43,7 @@ from .layers import QuantWeighted
 from .loaders import batches, device_of, set_epoch, split_loader
 from .model import Model
 from .ranks import Ranks
-from .sizing import ModelBytes, model_bytes
+from .sizing import LayerSizer, ModelBytes
 from .sparsity import Sparseness, compute_mask
 
 KB = 1000  # target_kb and separation_kb are in kB of 1000 bytes
@@ -159,6 +159,7 @@ class _Loop:
         self.given = model
         self.device = torch.device(device) if device is not None else device_of(model)
         self.example = next(iter(batches(train_loader, torch.device("cpu"))))[0][:1]
+        self.sizer = LayerSizer(self.example.to(self.device), storage, min_sparsity)
         self.iteration = 0
 
     # -- data -----------------------------------------------------------------
@@ -185,7 +186,12 @@ class _Loop:
         self.ranks.sync_ranges(model)
 
     def size(self, model: Model) -> ModelBytes:
-        return model_bytes(model, self.example.to(self.device), self.storage, self.min_sparsity)
+        """The exact bytes (a full graph build); also what layer_bytes compares against."""
+        return self.sizer.measure(model)
+
+    def layer_bytes(self, model: Model, name: str) -> int:
+        """`name`'s encoded weight bytes after a change to its mask alone (only it is re-encoded)."""
+        return self.sizer.layer_bytes(model, name).weight_bytes
 
     # -- training -----------------------------------------------------------------
     def train(self, model: Model, params: list[nn.Parameter], desc: str) -> float:
@@ -372,7 +378,7 @@ class _Loop:
         last = None
         if current >= 1.0:
             set_density(model, name, self.step)
-            after = self.size(model).layers[name].weight_bytes
+            after = self.layer_bytes(model, name)
             if after < before:
                 return self.step
             current = self.step
@@ -382,7 +388,7 @@ class _Loop:
             if round(d * n) < 1:
                 break
             set_density(model, name, d)
-            after = self.size(model).layers[name].weight_bytes
+            after = self.layer_bytes(model, name)
             if after <= 0.9 * before:
                 return d
             last = d if after < before else last

@@ -19,12 +19,13 @@ from ..graph.fixedpoint import quantize_multiplier
 from ..graph.quant_params import activation_range, add_params, conv_multipliers, mul_params, requant_params
 from ..ops import SPECS, RegistrationError
 from . import regular_file_size
+from .tflite_checks import (check_padding, check_quantization, check_shape, check_weights,
+                            check_window, check_work, window_scratch)
 
 try:
     import tflite
     from tflite.ActivationFunctionType import ActivationFunctionType
     from tflite.BuiltinOperator import BuiltinOperator
-    from tflite.Padding import Padding
     from tflite.TensorType import TensorType
 except ImportError as e:  # pragma: no cover - a dependency of the package
     raise DmxError("the 'tflite' package is missing: run `make setup`") from e
@@ -115,23 +116,10 @@ def _custom_refusal(custom_code: bytes | None) -> str:
     return f"{what} is not supported ({hint})" if hint else f"{what} is not supported; {SUPPORT_TABLE}"
 
 
-# Zero points each integer type allows (int16 is symmetric in TFLite); weights are checked per op.
-_ZERO_POINT_RANGES = {"int8": (-128, 127), "int16": (0, 0)}
-
-
-def _check_zero_points(path: Path, name: str, dtype: str, zp: np.ndarray) -> None:
-    """Refuse zero points the kernels cannot add without overflow, before any arithmetic uses them."""
-    lo, hi = _ZERO_POINT_RANGES.get(dtype, (None, None))
-    if lo is not None and not ((zp >= lo) & (zp <= hi)).all():
-        bad = int(zp[(zp < lo) | (zp > hi)][0])
-        allowed = f"in [{lo}, {hi}]" if lo != hi else str(lo)
-        raise DmxError(f"{path}: tensor {name!r} ({dtype}) has zero point {bad}; it must be {allowed}")
-
-
 def _padding(padding: int, in_size: int, filt: int, stride: int, dilation: int) -> tuple[int, int, int]:
     """(out, pad_before, pad_after) as TFLite's ComputePaddingHeightWidth."""
     eff = (filt - 1) * dilation + 1
-    if padding == Padding.SAME:
+    if check_padding(padding) == "SAME":
         out = (in_size + stride - 1) // stride
     else:
         out = (in_size + stride - eff) // stride
@@ -156,6 +144,9 @@ class _Reader:
     def tensor_name(self, idx: int) -> str:
         if idx in self.names:
             return self.names[idx]
+        if not 0 <= idx < self.sg.TensorsLength():
+            raise DmxError(f"{self.path}: tensor index {idx} does not exist (the subgraph has "
+                           f"{self.sg.TensorsLength()} tensors)")
         t = self.sg.Tensors(idx)
         raw = t.Name()
         name = raw.decode("utf-8", "replace") if raw else f"tensor_{idx}"
@@ -168,23 +159,26 @@ class _Reader:
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         quant = None
         q = t.Quantization()
-        if q is not None and q.ScaleLength() > 0:
-            scale = q.ScaleAsNumpy().astype(np.float32)
-            if not (np.isfinite(scale).all() and (scale > 0).all()):
-                bad = scale[~(np.isfinite(scale) & (scale > 0))][0]
-                raise DmxError(f"{self.path}: tensor {name!r} has quantization scale {bad}; "
-                               "scales must be finite and positive")
-            zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(1, np.int64)
-            _check_zero_points(self.path, name, dtype, zp)
-            axis = int(q.QuantizedDimension()) if scale.size > 1 else None
-            quant = QuantParams(scale, zp, axis)
+        try:
+            check_shape(name, shape, dtype)
+            if q is not None and q.ScaleLength() > 0:
+                scale = q.ScaleAsNumpy().astype(np.float32)
+                zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(1, np.int64)
+                axis = int(q.QuantizedDimension()) if scale.size > 1 else None
+                check_quantization(name, dtype, shape, scale, zp, axis)
+                quant = QuantParams(scale, zp, axis)
+        except DmxError as e:
+            raise DmxError(f"{self.path}: {e}") from None
         data = None
         bidx = t.Buffer()
-        if 0 < bidx < self.model.BuffersLength():
+        if bidx >= self.model.BuffersLength():  # TFLite refuses it too ("specifies out of range buffer")
+            raise DmxError(f"{self.path}: tensor {name!r} refers to buffer {bidx}; the model has "
+                           f"{self.model.BuffersLength()}")
+        if bidx > 0:
             b = self.model.Buffers(bidx)
+            expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
             if b.DataLength() > 0:
                 raw_bytes = b.DataAsNumpy().tobytes()
-                expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
                 if len(raw_bytes) != expected:
                     raise DmxError(f"{self.path}: tensor {name!r}: buffer holds {len(raw_bytes)} bytes, "
                                    f"shape {list(shape)} of {dtype} needs {expected}")
@@ -193,6 +187,9 @@ class _Reader:
                 start, size = int(b.Offset()), int(b.Size())
                 if start + size > len(self.buf):
                     raise DmxError(f"{self.path}: tensor {name!r}: data lies past the end of the file (truncated?)")
+                if size != expected:
+                    raise DmxError(f"{self.path}: tensor {name!r}: buffer holds {size} bytes, "
+                                   f"shape {list(shape)} of {dtype} needs {expected}")
                 data = np.frombuffer(self.buf[start:start + size], dtype=dtype).reshape(shape).copy()
         encoded = None
         if idx in self.packed:
@@ -212,11 +209,23 @@ class _Reader:
     def read(self) -> Graph:
         sg = self.sg
         for i in range(sg.InputsLength()):
-            self.g.inputs.append(self.tensor_name(sg.Inputs(i)))
+            name = self.tensor_name(sg.Inputs(i))
+            if self.g.tensors[name].is_const:  # LiteRT segfaults writing into it
+                raise DmxError(f"{self.path}: model input {name!r} is a constant tensor (it has data)")
+            if name in self.g.inputs:
+                raise DmxError(f"{self.path}: tensor {name!r} is listed twice as a model input")
+            self.g.inputs.append(name)
         for i in range(sg.OperatorsLength()):
             self.read_op(i, sg.Operators(i))
+        if not sg.OutputsLength():
+            raise DmxError(f"{self.path}: the model lists no outputs")
         for i in range(sg.OutputsLength()):
-            self.g.outputs.append(self.tensor_name(sg.Outputs(i)))
+            name = self.tensor_name(sg.Outputs(i))
+            if name in self.g.outputs:
+                raise DmxError(f"{self.path}: tensor {name!r} is listed twice as a model output")
+            if self.g.tensors[name].is_const:
+                raise DmxError(f"{self.path}: model output {name!r} is a constant tensor, not computed by the model")
+            self.g.outputs.append(name)
         return self.g
 
     def read_op(self, index: int, op) -> None:
@@ -230,12 +239,19 @@ class _Reader:
         opname = _OPNAME.get(code, f"builtin code {code}")
         if opname not in OPERATORS:
             raise DmxError(f"{self.path}: operator {index} ({opname}) is not supported; {SUPPORT_TABLE}")
-        ins = [self.tensor_name(op.Inputs(j)) if op.Inputs(j) >= 0 else "" for j in range(op.InputsLength())]
-        outs = [self.tensor_name(op.Outputs(j)) for j in range(op.OutputsLength())]
+        try:
+            ins = [self.tensor_name(op.Inputs(j)) if op.Inputs(j) >= 0 else "" for j in range(op.InputsLength())]
+            outs = [self.tensor_name(op.Outputs(j)) for j in range(op.OutputsLength())]
+        except DmxError as e:  # a bad tensor: say which layer reads it
+            reason = str(e).removeprefix(f"{self.path}: ")
+            raise DmxError(f"{self.path}: operator {index} ({opname}): {reason}") from None
         handler, kinds = OPERATORS[opname]
         where = f"{self.path}: operator {index} ({opname}, output {outs[0] if outs else '?'!r})"
         try:
+            self._check_arity(opname, ins, outs)
+            self._check_values(ins[:1], outs)  # before the handler divides by a dimension
             kind, attrs, ins = handler(self, op, ins, outs)
+            self._check_values(ins, outs)
         except DmxError as e:
             raise DmxError(f"{where}: {e}") from None
         if kind not in kinds:  # a bug in the mapping, not in the model
@@ -243,12 +259,40 @@ class _Reader:
         # named after the operator's first kind, so a split kind (requantize) keeps its layer's name
         self.g.ops.append(Op(f"{kinds[0]}_{index}", kind, ins, outs, attrs))
 
-    def options(self, op, cls):
+    @staticmethod
+    def _check_arity(opname: str, ins: list[str], outs: list[str]) -> None:
+        """The inputs an operator reads are there (an absent optional one is ""), and one output."""
+        least, most = _ARITY[opname]
+        if not least <= len(ins) <= most:
+            want = str(least) if least == most else f"{least} to {most}"
+            raise DmxError(f"has {len(ins)} inputs; {opname} takes {want}")
+        missing = [j for j in range(least) if not ins[j]]
+        if missing:
+            raise DmxError(f"input {missing[0]} is absent (tensor index -1) but required")
+        if len(outs) != 1:
+            raise DmxError(f"has {len(outs)} outputs; dmxgen reads operators with exactly one")
+
+    def _check_values(self, ins: list[str], outs: list[str]) -> None:
+        """Every tensor the op kind reads or writes holds at least one value (an empty one divides by
+        zero in MEAN and has no maximum in MAX_POOL_2D)."""
+        for name in [n for n in ins if n] + outs:
+            t = self.g.tensors[name]
+            if t.size == 0:
+                raise DmxError(f"tensor {name!r} of shape {list(t.shape)} holds no values")
+
+    def options(self, op, cls, required: bool = False):
+        """The op's options table of type `cls`; None when absent (and not `required`). A table of
+        another type is refused: reading it as `cls` would read garbage, and TFLite ignores it."""
         table = op.BuiltinOptions()
-        o = cls()
-        if table is not None:
+        want = getattr(tflite.BuiltinOptions, cls.__name__)
+        if table is not None and op.BuiltinOptionsType() == want:
+            o = cls()
             o.Init(table.Bytes, table.Pos)
             return o
+        if table is not None and op.BuiltinOptionsType() != 0:
+            raise DmxError(f"its options are of type {op.BuiltinOptionsType()}, not {cls.__name__}")
+        if required:
+            raise DmxError(f"it has no {cls.__name__}")
         return None
 
     @staticmethod
@@ -271,19 +315,31 @@ class _Reader:
             if t.dtype != "int8":
                 raise DmxError(f"tensor {name!r} is {t.dtype}; only int8 is supported for this operator")
 
-    def _channel_multipliers(self, inp: Tensor, w: Tensor, out: Tensor, channels: int):
+    def _channel_multipliers(self, inp: Tensor, w: Tensor, out: Tensor, channels: int, axis: int = 0):
         qi, qw, qo = self._need_quant(inp, "input"), self._need_quant(w, "weight"), self._need_quant(out, "output")
         if np.any(qw.zero_point != 0):
             raise DmxError(f"weight tensor {w.name!r} has a nonzero zero point; int8 weights must be symmetric")
+        if qw.per_channel and qw.axis != axis:  # LiteRT's conv.cc / depthwise_conv.cc refuse it too
+            raise DmxError(f"weight tensor {w.name!r} is quantized along dimension {qw.axis}; "
+                           f"its output channels are dimension {axis}")
+        if qw.scale.size not in (1, channels):
+            raise DmxError(f"weight tensor {w.name!r} has {qw.scale.size} scales for {channels} output channels")
         wscale = qw.scale if qw.scale.size == channels else np.full(channels, qw.scale[0], np.float32)
         # In double, also for FULLY_CONNECTED in LiteRT and TFLM (tests/ops/test_fully_connected.py
         # finds scales where a float32 product s_in * s_w gives another multiplier).
         return conv_multipliers(qi.s, wscale, qo.s)
 
-    def _conv_common(self, ins, outs, stride_h, stride_w, dil_h, dil_w, padding, kh, kw):
+    def _nhwc(self, ins, outs) -> tuple[Tensor, Tensor]:
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if len(inp.shape) != 4 or len(out.shape) != 4:
             raise DmxError(f"expected 4-D NHWC input and output, got {list(inp.shape)} -> {list(out.shape)}")
+        return inp, out
+
+    def _conv_common(self, ins, outs, stride_h, stride_w, dil_h, dil_w, padding, kh, kw):
+        inp, out = self._nhwc(ins, outs)
+        check_window("stride", stride_h, stride_w)
+        check_window("dilation factor", dil_h, dil_w)
+        check_window("filter size", kh, kw)
         oh, pt, pb = _padding(padding, inp.shape[1], kh, stride_h, dil_h)
         ow, pl, pr = _padding(padding, inp.shape[2], kw, stride_w, dil_w)
         if (oh, ow) != tuple(out.shape[1:3]):
@@ -295,8 +351,9 @@ class _Reader:
     def _bias(self, ins: list[str], channels: int) -> list[str]:
         if len(ins) > 2 and ins[2]:
             b = self.g.tensors[ins[2]]
-            if b.dtype != "int32" or b.data is None or b.data.size != channels:
-                raise DmxError(f"bias {b.name!r} must be a constant int32 vector of {channels}")
+            if b.dtype != "int32" or b.data is None or b.shape != (channels,):
+                raise DmxError(f"bias {b.name!r} ({b.dtype}{list(b.shape)}) must be a constant int32 vector "
+                               f"of {channels}")
             return ins[:3]
         return ins[:2] + [""]
 
@@ -304,18 +361,20 @@ class _Reader:
     @tflite_op("CONV_2D", "conv2d")
     def op_conv_2d(self, op, ins, outs):
         self._int8_io(ins, outs)
-        o = self.options(op, tflite.Conv2DOptions)
+        o = self.options(op, tflite.Conv2DOptions, required=True)
         w = self.g.tensors[ins[1]]
-        if w.data is None or len(w.shape) != 4:
+        check_weights(w)
+        if len(w.shape) != 4:
             raise DmxError(f"weight {w.name!r} must be a constant OHWI tensor")
         cout, kh, kw, cin = w.shape
-        inp = self.g.tensors[ins[0]]
+        inp, out = self._nhwc(ins, outs)
         if inp.shape[3] % cin != 0:
             raise DmxError(f"input has {inp.shape[3]} channels, weights expect a multiple of {cin}")
         if inp.shape[3] != cin:
             raise DmxError(f"grouped convolution ({inp.shape[3]} input channels, {cin} per group) is not supported")
         attrs = self._conv_common(ins, outs, o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor(),
                                   o.Padding(), kh, kw)
+        check_work(window_scratch(inp.shape, out.shape, kh, kw, cin, attrs), out.size * kh * kw * cin)
         attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, self.g.tensors[outs[0]], cout)
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
         return "conv2d", attrs, self._bias(ins, cout)
@@ -323,19 +382,21 @@ class _Reader:
     @tflite_op("DEPTHWISE_CONV_2D", "depthwise_conv2d")
     def op_depthwise_conv_2d(self, op, ins, outs):
         self._int8_io(ins, outs)
-        o = self.options(op, tflite.DepthwiseConv2DOptions)
+        o = self.options(op, tflite.DepthwiseConv2DOptions, required=True)
         w = self.g.tensors[ins[1]]
-        if w.data is None or len(w.shape) != 4 or w.shape[0] != 1:
+        check_weights(w)
+        if len(w.shape) != 4 or w.shape[0] != 1:
             raise DmxError(f"weight {w.name!r} must be a constant [1, kh, kw, C*multiplier] tensor")
         _, kh, kw, cout = w.shape
-        inp = self.g.tensors[ins[0]]
+        inp, out = self._nhwc(ins, outs)
         cin = inp.shape[3]
         if cout % cin != 0:
             raise DmxError(f"{cout} output channels is not a multiple of {cin} input channels")
         attrs = self._conv_common(ins, outs, o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor(),
                                   o.Padding(), kh, kw)
+        check_work(window_scratch(inp.shape, out.shape, kh, kw, cout, attrs), out.size * kh * kw)
         attrs["depth_multiplier"] = cout // cin
-        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, self.g.tensors[outs[0]], cout)
+        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, self.g.tensors[outs[0]], cout, axis=3)
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
         return "depthwise_conv2d", attrs, self._bias(ins, cout)
 
@@ -344,7 +405,8 @@ class _Reader:
         self._int8_io(ins, outs)
         o = self.options(op, tflite.FullyConnectedOptions)
         w = self.g.tensors[ins[1]]
-        if w.data is None or len(w.shape) != 2:
+        check_weights(w)
+        if len(w.shape) != 2:
             raise DmxError(f"weight {w.name!r} must be a constant [out, in] matrix")
         if o is not None and o.WeightsFormat() != 0:
             raise DmxError("shuffled FULLY_CONNECTED weights are not supported")
@@ -352,6 +414,7 @@ class _Reader:
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if inp.size % cin != 0:
             raise DmxError(f"input of {inp.size} values is not a multiple of the weights' {cin} columns")
+        check_work(0, inp.size * cout)
         attrs = {"input_offset": -self._need_quant(inp, "input").zp,
                  "output_offset": self._need_quant(out, "output").zp,
                  "batches": inp.size // cin,
@@ -395,19 +458,20 @@ class _Reader:
 
     def _pool(self, op, ins, outs, kind):
         self._int8_io(ins, outs)
-        o = self.options(op, tflite.Pool2DOptions)
-        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
-        if len(inp.shape) != 4:
-            raise DmxError(f"expected a 4-D NHWC input, got {list(inp.shape)}")
+        o = self.options(op, tflite.Pool2DOptions, required=True)
+        inp, out = self._nhwc(ins, outs)
         qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
         if qi.s != qo.s or qi.zp != qo.zp:
             raise DmxError("input and output quantization differ; TFLite requires them equal for pooling")
         kh, kw = o.FilterHeight(), o.FilterWidth()
+        check_window("filter size", kh, kw)
+        check_window("stride", o.StrideH(), o.StrideW())
         oh, pt, pb = _padding(o.Padding(), inp.shape[1], kh, o.StrideH(), 1)
         ow, pl, pr = _padding(o.Padding(), inp.shape[2], kw, o.StrideW(), 1)
         if (oh, ow) != tuple(out.shape[1:3]):
             raise DmxError(f"output shape {list(out.shape)} does not match the computed spatial size [{oh}, {ow}]")
         attrs = {"filter": (kh, kw), "stride": (o.StrideH(), o.StrideW()), "pad": (pt, pl, pb, pr)}
+        check_work(window_scratch(inp.shape, out.shape, kh, kw, inp.shape[3], attrs), out.size * kh * kw)
         attrs.update(self._act(o.FusedActivationFunction(), out))
         return kind, attrs, ins[:1]
 
@@ -431,14 +495,17 @@ class _Reader:
     @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp")
     def op_softmax(self, op, ins, outs):
         self._int8_io(ins, outs)
-        o = self.options(op, tflite.SoftmaxOptions)
+        o = self.options(op, tflite.SoftmaxOptions, required=True)
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
         if qo.zp != -128 or abs(float(qo.s) - 1 / 256) > 1e-9:
             raise DmxError(f"int8 softmax output must have scale 1/256 and zero point -128, got {qo.describe()}")
-        beta = float(o.Beta()) if o else 1.0
+        beta = float(o.Beta())
         if not np.isfinite(beta):
             raise DmxError(f"softmax beta {beta} is not a finite number")
+        if beta * float(qi.s) * (1 << 26) <= 1.0:  # LiteRT and TFLM abort (QuantizeMultiplierGreaterThanOne)
+            raise DmxError(f"softmax beta {beta:g} times input scale {float(qi.s):g} is below 2^-26, "
+                           "which TFLite's softmax cannot prepare")
         attrs = {"beta": beta, "input_scale": float(qi.s)}
         if self.semantics == "tflm":  # TFLite Micro's integer-only softmax
             attrs.update(_softmax_gemmlowp_params(beta, float(qi.s)))
@@ -477,11 +544,14 @@ class _Reader:
     def op_pad(self, op, ins, outs, value=None):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         pads = self.g.tensors[ins[1]]
-        if pads.data is None:
-            raise DmxError("padding amounts must be constant")
-        p = pads.data.reshape(-1, 2).astype(int)
-        if p.shape[0] != len(inp.shape):
-            raise DmxError(f"{p.shape[0]} padding pairs for a {len(inp.shape)}-D input")
+        if pads.data is None or pads.dtype not in ("int32", "int64"):
+            raise DmxError(f"padding amounts {pads.name!r} must be a constant int32 or int64 tensor")
+        if pads.shape != (len(inp.shape), 2):
+            raise DmxError(f"padding amounts of shape {list(pads.shape)} for a {len(inp.shape)}-D input; "
+                           f"TFLite needs [{len(inp.shape)}, 2]")
+        p = pads.data.reshape(-1, 2).astype(np.int64)
+        if (p < 0).any():
+            raise DmxError(f"negative padding {int(p.min())}")
         want = tuple(int(d + a + b) for d, (a, b) in zip(inp.shape, p))
         if want != out.shape:
             raise DmxError(f"padded shape {list(want)} differs from output shape {list(out.shape)}")
@@ -496,8 +566,10 @@ class _Reader:
     @tflite_op("PADV2", "pad")
     def op_padv2(self, op, ins, outs):
         c = self.g.tensors[ins[2]]
-        if c.data is None:
-            raise DmxError("PADV2's constant value must be constant")
+        if c.data is None or c.size != 1:
+            raise DmxError(f"PADV2's constant value {c.name!r} must be a constant of one value")
+        if c.dtype != self.g.tensors[ins[0]].dtype:
+            raise DmxError(f"PADV2's constant value is {c.dtype}, its input {self.g.tensors[ins[0]].dtype}")
         v = c.data.reshape(-1)[0]
         if c.dtype == "int8":
             qc, qo = self._need_quant(c, "PADV2 constant"), self._need_quant(self.g.tensors[outs[0]], "output")
@@ -508,9 +580,12 @@ class _Reader:
 
     def _axes(self, ins) -> tuple[int, ...]:
         inp, ax = self.g.tensors[ins[0]], self.g.tensors[ins[1]]
-        if ax.data is None:
-            raise DmxError("reduction axes must be constant")
+        if ax.data is None or ax.dtype not in ("int32", "int64"):
+            raise DmxError(f"reduction axes {ax.name!r} must be a constant int32 or int64 tensor")
         rank = len(inp.shape)
+        bad = [int(a) for a in ax.data.reshape(-1) if not -rank <= a < rank]
+        if bad:
+            raise DmxError(f"reduction axis {bad[0]} is outside [{-rank}, {rank}) for a {rank}-D input")
         return tuple(sorted({int(a) % rank for a in ax.data.reshape(-1)}))
 
     @tflite_op("REDUCE_MAX", "reduce_max")
@@ -546,16 +621,26 @@ class _Reader:
 
 
 SUPPORTED = tuple(OPERATORS)  # the TFLite operators dmxgen reads
+# (fewest, most) inputs each operator takes; the trailing ones beyond the fewest are optional
+_ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
+          "AVERAGE_POOL_2D": (1, 1), "MAX_POOL_2D": (1, 1), "RESHAPE": (1, 2), "SOFTMAX": (1, 1),
+          "QUANTIZE": (1, 1), "DEQUANTIZE": (1, 1), "PAD": (2, 2), "PADV2": (3, 3), "REDUCE_MAX": (2, 2),
+          "MEAN": (2, 2)}
+if set(_ARITY) != set(OPERATORS):
+    raise RegistrationError(f"input counts missing in _ARITY for {sorted(set(OPERATORS) - set(_ARITY))}")
 
 
 def _softmax_float_table(beta: float, input_scale: float) -> np.ndarray:
     """TFLite's PopulateSoftmaxLookupTable, computed with float32 arithmetic and libm's expf."""
     from .._libm import expf
 
-    scale = np.float32(-np.float32(input_scale) * np.float32(beta))
-    table = np.zeros(256, np.float32)
-    for val in range(256):
-        table[255 - val] = expf(np.float32(scale * np.float32(val)))
+    with np.errstate(over="ignore"):  # float32 overflow to -inf is C's too: expf(-inf) is 0
+        scale = np.float32(-np.float32(input_scale) * np.float32(beta))
+        if not np.isfinite(scale):
+            raise DmxError(f"softmax beta {beta:g} times input scale {input_scale:g} overflows float32")
+        table = np.zeros(256, np.float32)
+        for val in range(256):
+            table[255 - val] = expf(np.float32(scale * np.float32(val)))
     return table
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
+from ..graph.entries import Entry
 
 FORMAT = "dmxgen-graph"
 VERSION = 1
@@ -90,6 +91,11 @@ def dumps(graph: Graph, meta: dict | None = None) -> str:
             "attrs": {k: _enc(v) for k, v in op.attrs.items()}} for op in graph.ops]
     doc = {"format": FORMAT, "version": VERSION, "inputs": graph.inputs, "outputs": graph.outputs,
            "tensors": tensors, "ops": ops, "meta": meta or {}}
+    if graph.entry_points:  # optional keys: a graph without them is stored as before
+        doc["entries"] = {n: {"inputs": e.inputs, "outputs": e.outputs, "ops": e.ops}
+                          for n, e in graph.entry_points.items()}
+    if graph.early_exit:
+        doc["early_exit"] = {n: list(v) for n, v in graph.early_exit.items()}
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -112,6 +118,9 @@ def loads(text: str | bytes, source: str = "") -> tuple[Graph, dict]:
             kind, attrs = upgrade_op(o["kind"], {k: _dec(v) for k, v in o["attrs"].items()})
             g.ops.append(Op(o["name"], kind, list(o["inputs"]), list(o["outputs"]), attrs))
         g.inputs, g.outputs = list(doc["inputs"]), list(doc["outputs"])
+        g.entry_points = {n: Entry(list(e["inputs"]), list(e["outputs"]), None if e["ops"] is None else list(e["ops"]))
+                          for n, e in doc.get("entries", {}).items()}
+        g.early_exit = {n: (str(t), str(kind), int(thr)) for n, (t, kind, thr) in doc.get("early_exit", {}).items()}
     except DmxError:
         raise
     except Exception as e:

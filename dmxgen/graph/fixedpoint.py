@@ -72,6 +72,9 @@ def quantize_multiplier(real: float, max_shift: int = MAX_SHIFT) -> tuple[int, i
     """
     if real == 0.0:
         return 0, 0
+    if not math.isfinite(real) or real < 0:  # scales whose quotient overflows float32 (or bad input)
+        raise DmxError(f"requantization multiplier {real:g} is not a finite positive number "
+                       "(the scales' quotient overflows float32)")
     q, shift = math.frexp(real)
     q_fixed = round_half_away(q * (1 << 31))
     if q_fixed == (1 << 31):

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import DmxError
+from . import entries as _entries
+from .entries import Entry
 from .op import Op
 from .tensor import Tensor
 
@@ -13,7 +15,9 @@ class Graph:
     """Ops in topological order over named tensors.
 
     `source` names where the graph came from (a file path) so that error
-    messages can point at it.
+    messages can point at it. `entry_points` are the named calls the graph
+    is split into (graph/entries.py); none declared means one, "run", the
+    whole graph.
     """
 
     tensors: dict[str, Tensor] = field(default_factory=dict)
@@ -21,6 +25,27 @@ class Graph:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     source: str = ""
+    entry_points: dict[str, Entry] = field(default_factory=dict)  # as declared; empty: the default entry
+    # early-exit policy (graph/early_exit.py): exit entry -> (head output tensor, policy kind, threshold)
+    early_exit: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """Entry name -> Entry, in call order: the declared ones, else {"run": the whole graph}."""
+        return dict(self.entry_points) if self.entry_points else {_entries.DEFAULT_ENTRY: _entries.whole_graph(self)}
+
+    @entries.setter
+    def entries(self, value: dict[str, Entry]) -> None:
+        self.entry_points = dict(value)
+
+    @property
+    def has_entry_points(self) -> bool:
+        """True when the graph declares its own entries (backends then print one function per entry)."""
+        return bool(self.entry_points)
+
+    def entry_ops(self) -> dict[str, list[int]]:
+        """Entry name -> indices of the ops it runs (graph order); validates the entry rules."""
+        return _entries.resolve(self)
 
     def add_tensor(self, t: Tensor) -> Tensor:
         if t.name in self.tensors:
@@ -52,16 +77,21 @@ class Graph:
         return last
 
     def weights(self, op: Op) -> Tensor | None:
-        """The weight tensor of an op whose spec has a weights input (conv, fc), else None."""
-        indices = op.spec.weight_inputs
-        return self.tensors[op.inputs[indices[0]]] if indices else None
+        """The (first) weight tensor of an op whose spec has a weights input (conv, fc), else None."""
+        tensors = self.weight_tensors(op)
+        return tensors[0] if tensors else None
+
+    def weight_tensors(self, op: Op) -> list[Tensor]:
+        """Every weight input of the op, in input order (an LSTM has several); absent ones skipped."""
+        return [self.tensors[op.inputs[i]] for i in op.spec.weight_inputs if i < len(op.inputs) and op.inputs[i]]
 
     def _fail(self, msg: str) -> None:
         where = f"{self.source}: " if self.source else ""
         raise DmxError(f"{where}{msg}")
 
     def validate(self) -> None:
-        """Check names, topological order and per-op shape rules; raise DmxError."""
+        """Check names, topological order, output counts, per-op shape rules and the entry-point
+        rules (graph/entries.py); raise DmxError."""
         from .shapes import check_op
 
         available = {n for n, t in self.tensors.items() if t.is_const}
@@ -71,6 +101,11 @@ class Graph:
             available.add(name)
         produced: set[str] = set()
         for op in self.ops:
+            if len(op.outputs) != op.spec.outputs:  # every output the kind writes, no fewer, no more
+                n = len(op.outputs)
+                have = f"{n} output{'' if n == 1 else 's'}" if n else "no output"
+                where = f", output {op.outputs[0]!r}" if op.outputs else ""
+                self._fail(f"op {op.name!r} ({op.kind}{where}): has {have}, {op.kind} writes {op.spec.outputs}")
             for name in op.inputs:
                 if name == "":
                     continue
@@ -91,3 +126,4 @@ class Graph:
         for name in self.outputs:
             if name not in available:
                 self._fail(f"graph output {name!r} is never computed")
+        self.entry_ops()

@@ -48,7 +48,8 @@ def mul_params(sa: float, sb: float, so: float, float32_product: bool = False) -
     two differ for some scales.
     """
     if float32_product:
-        real = float(np.float32(np.float32(sa) * np.float32(sb)) / np.float32(so))
+        with np.errstate(over="ignore"):  # inf, as in C; quantize_multiplier refuses it
+            real = float(np.float32(np.float32(sa) * np.float32(sb)) / np.float32(so))
     else:
         real = _f32(sa) * _f32(sb) / _f32(so)
     mo, sho = quantize_multiplier(real)
@@ -82,3 +83,15 @@ def activation_range(activation: str | None, scale: float, zero_point: int,
 def activation_name(lo: float | None, hi: float | None) -> str:
     """The fused activation a clamp is, for reports; CLAMP when it is none of TFLite's."""
     return next((name for name, bounds in ACTIVATIONS.items() if bounds == (lo, hi)), "CLAMP")
+
+
+def softmax_gemmlowp_params(beta: float, input_scale: float) -> dict:
+    """TFLite Micro's integer softmax constants (PreprocessSoftmaxScaling, 5 integer bits):
+    the attrs of a softmax_gemmlowp op, and of the early-exit softmax policy (graph/exit_policy.py)."""
+    import math
+
+    integer_bits = 5
+    real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
+    mult, shift = quantize_multiplier(real, max_shift=31)  # QuantizeMultiplierGreaterThanOne allows 31
+    radius = math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift))
+    return {"input_multiplier": mult, "input_left_shift": shift, "diff_min": -radius}

@@ -43,6 +43,9 @@ class OpSpec:
     inputs: ClassVar[tuple[str, ...]] = (ACTIVATION,)  # the role of each input, in order
     min_inputs: ClassVar[int | None] = None  # None: every input; fewer when trailing ones are optional
     variadic: ClassVar[bool] = False  # the last role repeats (concat)
+    # Tensors the op writes: Graph.validate wants exactly this many, the memory plan gives each its
+    # bytes, and with more than one the reference kernel gets the tuple of output Tensors and returns
+    # one array per output (reference/__init__.py run_op_outputs).
     outputs: ClassVar[int] = 1
     dtypes: ClassVar[tuple[str, ...]] = ("int8",)  # activation dtypes the op supports
     # Storage formats the kernels of every target read for the weights input (codecs/view.py
@@ -114,7 +117,8 @@ class OpSpec:
         return None
 
     def reference(self, op, args: list, out_t) -> np.ndarray:
-        """The golden kernel: numpy values of the inputs (None for an absent one) -> the output."""
+        """The golden kernel: numpy values of the inputs (None for an absent one) -> the output
+        (`out_t` is the output Tensor; for outputs > 1 the tuple of them, and it returns one array each)."""
         raise NotImplementedError(f"{self.kind}: no reference kernel")
 
 

@@ -6,7 +6,8 @@ dmxgen.ops imports every module here whose name does not start with "_",
 so nothing else registers the kind. docs/adding-an-op.md lists the other
 files an op needs, each registering against this kind: the frontend mapping
 (`@tflite_op`), the C resolver (`@c_resolver`) and kernel template, the HLS
-builder (`@hls_builder`) and kernel, and tests/ops/test_<kind>.py.
+builder (`@hls_builder`) and kernel, and tests/ops/test_<kind>.py, whose cases
+run against LiteRT / TFLite Micro and on every target listed in `targets` below.
 This file is skipped by the registry because its name starts with "_".
 """
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Template(OpSpec):
     Attrs = TemplateAttrs
     # The declared support matrix: the targets that implement the kind (ops/_support.py TARGETS:
     # "c", "c_mve", "hls", "tflite", "torch"). tests/ops/test_support.py fails when a target has
-    # code for the kind that is not listed here, or a listed target has none.
+    # code for the kind that is not listed here, or a listed target has none, and
+    # tests/ops/test_<kind>.py's test_<kind>_on_targets runs the cases on each one listed
+    # (c: host C with sanitizers, hls: csim, c / c_mve: the M55 under QEMU).
     targets = ()
     inputs = (ACTIVATION,)  # role per input: ACTIVATION, WEIGHTS (constant, encodable), BIAS (optional)
     # HLS layers' run() takes the ACTIVATION inputs (a constant one becomes a ROM of the layer).

@@ -42,7 +42,7 @@ def lower_float_reduce_max(graph: Graph) -> Graph:
     """Rewrite every DEQUANTIZE -> REDUCE_MAX(float) -> QUANTIZE(float) chain."""
     ops = list(graph.ops)
     tensors = dict(graph.tensors)
-    new = Graph(tensors, [], list(graph.inputs), list(graph.outputs), graph.source)
+    new = Graph(tensors, [], list(graph.inputs), list(graph.outputs), graph.source, dict(graph.entry_points))
     skip: set[int] = set()
     for i, op in enumerate(ops):
         if i in skip:

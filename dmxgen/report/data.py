@@ -5,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import DmxError
-from . import compare, records
+from . import compare, early_exit, records
 from .macs import layer_macs
 
 REPORT_VERSION = 1
@@ -98,5 +98,9 @@ def gather(out: str | Path, tflm_file: str | Path | None = None) -> dict:
         "firmware_size": (bench or {}).get("size"), "total_instructions": total,
         "instructions_per_mac": total / macs if total and macs else None,
     }
-    return {"report_version": REPORT_VERSION, "folder": str(out), "summary": summary, "layers": rows,
+    data = {"report_version": REPORT_VERSION, "folder": str(out), "summary": summary, "layers": rows,
             "tensors": manifest.get("tensors", []), "bench": bench, "tflm": tflm, "ladder": records.ladder(out)}
+    exits = early_exit.section(out, manifest, bench)
+    if exits is not None:  # only an early-exit export has the key: other reports stay as they were
+        data["early_exit"] = exits
+    return data

@@ -30,7 +30,7 @@ def _placement(size: dict) -> str:
     return f" ({', '.join(where)})" if where else ""
 
 
-def _summary(s: dict) -> str:
+def _summary(s: dict, ee: dict | None = None) -> str:
     io = s.get("io_bytes") or {}
     size = s.get("firmware_size") or {}
     items = [
@@ -49,7 +49,23 @@ def _summary(s: dict) -> str:
                                     f"{_n(s.get('instructions_per_mac'), '{:.2f}')} per MAC"
          if s.get("total_instructions") else "not measured (dmxgen bench OUT)"),
     ]
+    if ee:
+        items.append(("early exit", _early_exit_line(ee)))
     return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items) + "</dl>"
+
+
+def _early_exit_line(ee: dict) -> str:
+    """Policy, thresholds, the share per exit and, once bench has run, the averages and extra flash."""
+    shares = ", ".join(f"{'final' if r['threshold'] is None else 'exit ' + str(r['exit'])} "
+                       f"{_n(r['fraction'], '{:.1%}')}" for r in ee["exits"])
+    line = (f"{ee['policy']} policy, thresholds {', '.join(map(str, ee['thresholds']))}; "
+            f"{ee['vectors']} stored vectors leave at {shares}")
+    b = ee.get("bench")
+    if not b:
+        return line + "; instructions not measured (dmxgen bench OUT)"
+    return (line + f"; {_n(b.get('instructions_with_early_exit'))} Cortex-M55 instructions per inference on "
+            f"average with early exit, {_n(b.get('instructions_without_early_exit'))} without; the exit branches "
+            f"add {_n(b.get('exit_branches_extra_flash_bytes'))} flash bytes")
 
 
 def _layer_table(layers: list[dict], tflm: list[dict] | None) -> str:
@@ -108,7 +124,7 @@ def render(data: dict) -> str:
     no_bench = "no bench results in this folder: run `dmxgen bench OUT` to add Cortex-M55 instruction counts"
     sections = [
         f'<h1>dmxgen report: {escape(str(s["model"]))}</h1>',
-        f'<section id="summary"><h2>Model</h2>{_summary(s)}</section>',
+        f'<section id="summary"><h2>Model</h2>{_summary(s, data.get("early_exit"))}</section>',
         f'<section id="layers"><h2>Layers</h2>{_layer_table(layers, data["tflm"])}'
         '<p class="note">MACs: conv, depthwise and fully connected layers. Arena offset: where the layer\'s output '
         'starts in the arena (alias: it shares its input\'s bytes). Instructions: QEMU -icount, not cycles.</p>'
@@ -119,6 +135,8 @@ def render(data: dict) -> str:
         _figure("plot-instructions", plots.instructions_per_layer(layers), no_bench),
         _figure("plot-kinds", plots.instructions_per_kind(layers), no_bench),
     ]
+    if data.get("early_exit"):
+        sections.append(_figure("plot-exits", plots.exit_distribution(data["early_exit"]), ""))
     if data["tflm"]:
         sections.append(_figure("plot-tflm", plots.tflm_comparison(layers, data["tflm"]), no_bench))
     sections.append("</section>")

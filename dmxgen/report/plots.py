@@ -130,3 +130,24 @@ def tflm_comparison(layers: list[dict], tflm: list[dict]) -> str | None:
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     return _svg(fig)
+
+
+def exit_distribution(ee: dict) -> str:
+    """One bar per exit (the final classifier last): the share of stored vectors that leave there,
+    annotated with their count and, when bench measured it, the instructions per inference there."""
+    rows = ee["exits"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(rows) + 1.5), 3.4))
+    shares = [100 * (r["fraction"] or 0) for r in rows]
+    ax.bar(range(len(rows)), shares, color=["#4c72b0"] * (len(rows) - 1) + ["#c44e52"])
+    for i, r in enumerate(rows):
+        note = f"{r['vectors']} vectors"
+        if r["instructions"] is not None:
+            note += f"\n{r['instructions']:,} insns"
+        ax.text(i, shares[i], note, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(rows)), [f"exit {r['exit']}\n{r['entry']}" + (f" (t={r['threshold']})"
+                                     if r["threshold"] is not None else "") for r in rows], fontsize=7)
+    ax.set_ylim(0, max(shares + [1]) * 1.25)
+    ax.set_ylabel("stored vectors (%)")
+    ax.set_title(f"Early exit taken ({ee['policy']} policy, {ee['vectors']} stored vectors)")
+    ax.grid(axis="y", alpha=0.3)
+    return _svg(fig)

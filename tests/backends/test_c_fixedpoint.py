@@ -19,7 +19,8 @@ def test_c_rounding_equals_python(tmp_path):
     src = tmp_path / "fp.c"
     src.write_text(c_render.render("testing/fixedpoint_main.c.j2"))
     exe = tmp_path / "fp"
-    subprocess.run(["gcc", *WARNINGS, "-O2", *SANITIZE, str(src), "-o", str(exe)], check=True)
+    subprocess.run(["gcc", *WARNINGS, "-O2", *SANITIZE, "-I", str(c_render.SHARED), str(src), "-o", str(exe)],
+                   check=True)
     rng = np.random.default_rng(0)
     a = np.concatenate([np.repeat(EDGES, len(EDGES)), rng.integers(-(2**31), 2**31, 20000),
                         rng.integers(-5000, 5000, 5000)])

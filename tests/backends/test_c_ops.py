@@ -12,13 +12,10 @@ import pytest
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 from tests.backends.conftest import assert_bit_exact, export_verify, extremes, needs_gcc, rand_weights, save
+from tests.ops.test_add import binary_model
+from tests.ops.test_conv2d import out_size as _out_hw
 
 pytestmark = needs_gcc
-
-
-def _out_hw(size, k, stride, dil, padding):
-    eff = (k - 1) * dil + 1
-    return (size + stride - 1) // stride if padding == "SAME" else (size + stride - eff) // stride
 
 
 def conv_model(tmp_path, name, in_shape=(1, 9, 7, 3), cout=6, k=(3, 3), stride=(2, 2), padding="SAME",
@@ -165,13 +162,10 @@ def test_min_sparsity_keeps_dense_layers_dense(tmp_path):
 # -- elementwise, pooling, shape ---------------------------------------------------------
 
 def _binary(tmp_path, opname, b_shape, act="NONE", in_zp=-128):
-    rng = np.random.default_rng(2)
-    m = ModelBuilder()
-    x = m.tensor("x", [1, 4, 5, 6], scale=0.04, zero_point=in_zp)
-    b = m.tensor("c", b_shape, scale=0.03, zero_point=4, data=rng.integers(-128, 128, b_shape))
-    y = m.tensor("y", [1, 4, 5, 6], scale=0.07 if opname == "ADD" else 0.01, zero_point=-3)
-    m.op(opname, [x, b], [y], fusedActivationFunction=act)
-    return save(tmp_path, opname.lower(), m, [x], [y])
+    """[1, 4, 5, 6] op a constant b of b_shape (the op tests' binary_model)."""
+    m, ins, y = binary_model(opname, (1, 4, 5, 6), b_shape, s=(0.04, 0.03, 0.07 if opname == "ADD" else 0.01),
+                             zp=(in_zp, 4, -3), act=act, const_b=True, seed=2)
+    return save(tmp_path, opname.lower(), m, ins, [y])
 
 
 @pytest.mark.parametrize("opname", ["ADD", "MUL"])

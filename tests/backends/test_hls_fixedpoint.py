@@ -27,7 +27,7 @@ def checker(tmp_path_factory) -> Path:
     exe = tmp_path_factory.mktemp("fixedpoint") / "fixedpoint_check"
     subprocess.run(["g++", "-std=c++14", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
                     "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                    "-I", str(ROOT / "templates" / "hls" / "kernels"),
+                    "-I", str(ROOT / "templates" / "hls" / "kernels"), "-I", str(ROOT / "templates" / "common"),
                     str(ROOT / "hls" / "check" / "fixedpoint_check.cpp"), "-o", str(exe)], check=True)
     return exe
 

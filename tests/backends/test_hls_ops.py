@@ -7,7 +7,6 @@ every output of every case to the bit with `dmxgen.reference.run`.
 """
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,16 +18,18 @@ from dmxgen import reference
 from dmxgen.backends.hls import write_hls
 from dmxgen.backends.hls_csim import HARNESS, run_csim
 from dmxgen.frontends.tflite import load_tflite
-from dmxgen.graph import Graph, Op
+from dmxgen.graph import Graph
 from dmxgen.testing.tflite_builder import ModelBuilder
+from dmxgen.testing.zoo import merge
 from tests.ops.test_add import binary_model
+from tests.ops.test_avg_pool2d import pool_model
+from tests.ops.test_conv2d import out_size as _out
+from tests.ops.test_mean import mean_model
+from tests.ops.test_pad import pad_model
+from tests.ops.test_quantize import quantize_model
+from tests.ops.test_softmax import softmax_model
 
-# --- one-op models -----------------------------------------------------------------------------
-
-
-def _out(size: int, k: int, stride: int, dil: int, padding: str) -> int:
-    eff = (k - 1) * dil + 1
-    return -(-size // stride) if padding == "SAME" else -(-(size - eff + 1) // stride)
+# --- one-op models (those of tests/ops where they are the same; conv and fc here also store sparse) ------
 
 
 def _weights(rng, shape, sparsity: float, zero_rows: int = 0, wrange: int = 127) -> np.ndarray:
@@ -90,55 +91,32 @@ def binary(opname, shape_a, shape_b, **kw):
     return m, ins, [y]
 
 
-def pool(opname, *, n=1, h=8, w=8, c=3, f=(2, 2), stride=(2, 2), padding="VALID", act="NONE", scale=0.05, zp=-20):
-    m = ModelBuilder()
-    x = m.tensor("x", [n, h, w, c], scale=scale, zero_point=zp)
-    y = m.tensor("y", [n, _out(h, f[0], stride[0], 1, padding), _out(w, f[1], stride[1], 1, padding), c],
-                 scale=scale, zero_point=zp)
-    m.op(opname, [x], [y], padding=padding, strideH=stride[0], strideW=stride[1], filterHeight=f[0],
-         filterWidth=f[1], fusedActivationFunction=act)
+def _lists(built):
+    """(m, x, y) as the op tests return it -> (m, [x], [y]) as the zoo takes it."""
+    m, x, y = built
     return m, [x], [y]
+
+
+def pool(opname, zp=-20, **kw):
+    return _lists(pool_model(opname, zp=zp, **kw))
 
 
 def pad(shape, pads, value=None, zp=-5):
-    m = ModelBuilder()
-    x = m.tensor("x", shape, scale=0.05, zero_point=zp)
-    p = m.tensor("paddings", [len(shape), 2], "int32", data=np.array(pads).reshape(len(shape), 2))
-    y = m.tensor("y", [d + a + b for d, (a, b) in zip(shape, pads)], scale=0.05, zero_point=zp)
-    if value is None:
-        m.op("PAD", [x, p], [y])
-    else:
-        m.op("PADV2", [x, p, m.tensor("value", [1], data=[value], scale=0.05, zero_point=zp)], [y])
-    return m, [x], [y]
+    return _lists(pad_model(shape, pads, value=value, zp=zp))
 
 
 def requantize(s_in, zp_in, s_out, zp_out, shape=(2, 20)):
-    m = ModelBuilder()
-    x = m.tensor("x", shape, scale=s_in, zero_point=zp_in)
-    y = m.tensor("y", shape, scale=s_out, zero_point=zp_out)
-    m.op("QUANTIZE", [x], [y])
-    return m, [x], [y]
+    return _lists(quantize_model(s_out, zp_out, "int8", s_in, zp_in, shape=shape))
 
 
 def reduce(opname, shape, axes, keep, s_in=0.05, zp_in=-3, s_out=0.02, zp_out=5):
     if opname == "REDUCE_MAX":  # int8 REDUCE_MAX keeps the quantization
         s_out, zp_out = s_in, zp_in
-    m = ModelBuilder()
-    x = m.tensor("x", shape, scale=s_in, zero_point=zp_in)
-    red = {a % len(shape) for a in axes}
-    out = [1 if i in red else d for i, d in enumerate(shape)] if keep else [d for i, d in enumerate(shape)
-                                                                            if i not in red]
-    y = m.tensor("y", out, scale=s_out, zero_point=zp_out)
-    m.op(opname, [x, m.tensor("axes", [len(axes)], "int32", data=axes)], [y], keepDims=keep)
-    return m, [x], [y]
+    return _lists(mean_model(shape, axes, keep, s_in=s_in, zp_in=zp_in, s_out=s_out, zp_out=zp_out, opname=opname))
 
 
 def softmax(shape, beta=1.0, s_in=0.1, zp_in=0):
-    m = ModelBuilder()
-    x = m.tensor("x", shape, scale=s_in, zero_point=zp_in)
-    y = m.tensor("y", shape, scale=1 / 256, zero_point=-128)
-    m.op("SOFTMAX", [x], [y], beta=beta)
-    return m, [x], [y]
+    return _lists(softmax_model(shape, beta=beta, s_in=s_in, zp_in=zp_in))
 
 
 def branchy(seed=0):
@@ -275,22 +253,6 @@ CASES = {
 
 
 # --- the zoo: every case in one graph -----------------------------------------------------------
-
-
-def merge(graphs: dict[str, Graph]) -> Graph:
-    """Side by side: tensors and ops renamed '<case>/<name>', inputs and outputs concatenated."""
-    g = Graph(source="zoo.tflite")
-    for prefix, sub in graphs.items():
-        name = {n: f"{prefix}/{n}" for n in sub.tensors}
-        for n, t in sub.tensors.items():
-            g.add_tensor(dataclasses.replace(t, name=name[n]))
-        for op in sub.ops:
-            g.ops.append(Op(f"{prefix}/{op.name}", op.kind, [name[i] if i else "" for i in op.inputs],
-                            [name[o] for o in op.outputs], dict(op.attrs)))
-        g.inputs += [name[n] for n in sub.inputs]
-        g.outputs += [name[n] for n in sub.outputs]
-    g.validate()
-    return g
 
 
 def zoo(tmp: Path, semantics: str) -> Graph:

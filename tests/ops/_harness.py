@@ -3,10 +3,14 @@
 Every tests/ops/test_<op>.py builds tiny models with ModelBuilder and calls
 `check`, which feeds seeded random inputs plus the extremes (all -128, all
 127 for int8) to `dmxgen.reference.run` and to LiteRT's reference kernels
-(or TFLite Micro) and compares the raw bytes of the outputs.
+(or TFLite Micro) and compares the raw bytes of the outputs. A file's table
+of cases is written once as `Case`s: `check_case` runs one against a golden,
+and `_targets.check_targets` runs them all, with the same input sets, on the
+targets the op declares (host C, HLS csim, the M55).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +100,31 @@ def check(m: ModelBuilder, tmp_path: Path, inputs: list[int], outputs: list[int]
     assert result is not None
     assert np.unique(result).size >= min_distinct, f"only {np.unique(result).size} distinct output values"
     return result
+
+
+@dataclass
+class Case:
+    """One case of an op file: its model and the input sets `check` feeds it (see input_sets)."""
+
+    m: ModelBuilder
+    inputs: list[int]
+    outputs: list[int]
+    n: int = 8
+    seed: int = 0
+    extra: list = field(default_factory=list)
+    extremes: bool = True
+    float_range: float = 4.0
+
+
+def case_sets(case: Case, graph: Graph) -> list[list[np.ndarray]]:
+    """The input sets of `case` for its loaded graph: what check_case feeds it."""
+    return input_sets(graph, case.n, case.seed, case.extremes, case.float_range) + list(case.extra)
+
+
+def check_case(case: Case, tmp_path: Path, **kw) -> np.ndarray:
+    """`check` on a Case; kw: goldens, min_distinct, per_layer."""
+    return check(case.m, tmp_path, case.inputs, case.outputs, n=case.n, seed=case.seed, extra=case.extra,
+                 extremes=case.extremes, float_range=case.float_range, **kw)
 
 
 # -- small builders shared by several op files ---------------------------------

@@ -6,7 +6,8 @@ import pytest
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import check
+from ._harness import Case, check_case
+from ._targets import check_targets, targets
 
 
 def binary_model(opname, shape_a, shape_b, *, s=(0.05, 0.05, 0.1), zp=(-3, 7, -1), act="NONE",
@@ -45,16 +46,23 @@ CASES = {
 }
 
 
+def case(name: str, seed: int | None = None) -> Case:
+    shape_a, shape_b, kw = CASES[name]
+    m, ins, y = binary_model("ADD", shape_a, shape_b, seed=len(name) if seed is None else seed, **kw)
+    return Case(m, ins, [y], n=6, seed=7)
+
+
 @pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_add(tmp_path, case, golden):
-    shape_a, shape_b, kw = CASES[case]
-    m, ins, y = binary_model("ADD", shape_a, shape_b, seed=len(case), **kw)
-    check(m, tmp_path, ins, [y], goldens=(golden,), n=6, seed=7, min_distinct=3)
+@pytest.mark.parametrize("name", list(CASES))
+def test_add(tmp_path, name, golden):
+    check_case(case(name), tmp_path, goldens=(golden,), min_distinct=3)
+
+
+@pytest.mark.parametrize("target", targets("add"))
+def test_add_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case(name) for name in CASES})
 
 
 def test_add_saturates_both_rails(tmp_path):
-    shape_a, shape_b, kw = CASES["saturate"]
-    m, ins, y = binary_model("ADD", shape_a, shape_b, **kw)
-    out = check(m, tmp_path, ins, [y], n=6, seed=7)
+    out = check_case(case("saturate", seed=0), tmp_path)
     assert (out == 127).mean() > 0.2 and (out == -128).mean() > 0.2

@@ -8,7 +8,8 @@ import pytest
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import check
+from ._harness import Case, check_case
+from ._targets import check_targets, targets
 from .test_conv2d import out_size
 
 
@@ -44,8 +45,17 @@ CASES = {
 }
 
 
+def pool_case(opname: str, name: str) -> Case:
+    m, x, y = pool_model(opname, **CASES[name])
+    return Case(m, [x], [y], n=6, seed=6)
+
+
 @pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_avg_pool2d(tmp_path, case, golden):
-    m, x, y = pool_model("AVERAGE_POOL_2D", **CASES[case])
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=6)
+@pytest.mark.parametrize("name", list(CASES))
+def test_avg_pool2d(tmp_path, name, golden):
+    check_case(pool_case("AVERAGE_POOL_2D", name), tmp_path, goldens=(golden,))
+
+
+@pytest.mark.parametrize("target", targets("avg_pool2d"))
+def test_avg_pool2d_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: pool_case("AVERAGE_POOL_2D", name) for name in CASES})

@@ -6,7 +6,8 @@ import pytest
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import bias, check, weights
+from ._harness import Case, bias, check, check_case, weights
+from ._targets import check_targets, targets
 
 
 def out_size(size: int, k: int, stride: int, dil: int, padding: str) -> int:
@@ -85,26 +86,39 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_conv2d_matches_litert(tmp_path, case):
-    m, x, y = conv_model(seed=len(case), **CASES[case])
-    check(m, tmp_path, [x], [y], n=6, seed=1)
+def case(name: str, n: int = 6, seed: int = 1) -> Case:
+    m, x, y = conv_model(seed=len(name), **CASES[name])
+    return Case(m, [x], [y], n=n, seed=seed)
 
 
-@pytest.mark.parametrize("case", ["same_s2_odd", "dilation2_same", "k2x5_same", "per_tensor", "zp_in_127",
-                                  "relu6", "relu_n1_to_1", "batch2", "saturate_x8"])
-def test_conv2d_matches_tflm(tmp_path, case):
-    m, x, y = conv_model(seed=len(case), **CASES[case])
-    check(m, tmp_path, [x], [y], goldens=("tflm",), n=4, seed=2)
+@pytest.mark.parametrize("name", list(CASES))
+def test_conv2d_matches_litert(tmp_path, name):
+    check_case(case(name), tmp_path)
+
+
+TFLM = ["same_s2_odd", "dilation2_same", "k2x5_same", "per_tensor", "zp_in_127", "relu6", "relu_n1_to_1", "batch2",
+        "saturate_x8"]
+
+
+@pytest.mark.parametrize("name", TFLM)
+def test_conv2d_matches_tflm(tmp_path, name):
+    check_case(case(name, n=4, seed=2), tmp_path, goldens=("tflm",))
 
 
 # LiteRT rejects int8 CONV_2D without a bias ("conv.cc:411 has_bias was not true"),
 # so the bias-less cases are checked against TFLite Micro only.
-@pytest.mark.parametrize("kw", [{}, {"stride": (2, 2), "h": 9, "per_channel": False, "zp_in": 5},
-                                {"k": (1, 1), "zp_in": 127, "act": "RELU", "zp_out": -30}])
-def test_conv2d_without_bias_matches_tflm(tmp_path, kw):
+NO_BIAS = [{}, {"stride": (2, 2), "h": 9, "per_channel": False, "zp_in": 5},
+           {"k": (1, 1), "zp_in": 127, "act": "RELU", "zp_out": -30}]
+
+
+def no_bias_case(kw: dict) -> Case:
     m, x, y = conv_model(seed=4, with_bias=False, **kw)
-    check(m, tmp_path, [x], [y], goldens=("tflm",), n=6, seed=3)
+    return Case(m, [x], [y], n=6, seed=3)
+
+
+@pytest.mark.parametrize("kw", NO_BIAS)
+def test_conv2d_without_bias_matches_tflm(tmp_path, kw):
+    check_case(no_bias_case(kw), tmp_path, goldens=("tflm",))
 
 
 def test_saturation_case_really_saturates(tmp_path):
@@ -134,10 +148,26 @@ def random_conv_cases(count: int, seed: int) -> list[dict]:
     return cases
 
 
-@pytest.mark.parametrize("kw", random_conv_cases(24, seed=2024), ids=lambda kw: f"{kw['k']}s{kw['stride']}d{kw['dil']}")
-def test_conv2d_random_configurations(tmp_path, kw):
+def random_case(kw: dict) -> Case:
     m, x, y = conv_model(seed=5, **kw)
-    check(m, tmp_path, [x], [y], goldens=("tflite", "tflm"), n=3, seed=4, min_distinct=1)
+    return Case(m, [x], [y], n=3, seed=4)
+
+
+RANDOM = random_conv_cases(24, seed=2024)
+
+
+@pytest.mark.parametrize("kw", RANDOM, ids=lambda kw: f"{kw['k']}s{kw['stride']}d{kw['dil']}")
+def test_conv2d_random_configurations(tmp_path, kw):
+    check_case(random_case(kw), tmp_path, goldens=("tflite", "tflm"), min_distinct=1)
+
+
+@pytest.mark.parametrize("target", targets("conv2d"))
+def test_conv2d_on_targets(tmp_path, target):
+    """Every case above on each target conv2d declares; those checked against TFLM with its semantics too."""
+    cases = {name: case(name) for name in CASES}
+    cases |= {f"no_bias{i}": no_bias_case(kw) for i, kw in enumerate(NO_BIAS)}
+    cases |= {f"random{i}": random_case(kw) for i, kw in enumerate(RANDOM)}
+    check_targets(tmp_path, target, cases, tflm=TFLM + [f"no_bias{i}" for i in range(len(NO_BIAS))])
 
 
 def test_harness_notices_one_lsb(tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import bias, check, weights
+from ._harness import Case, bias, check_case, weights
+from ._targets import check_targets, targets
 from .test_conv2d import out_size
 
 
@@ -57,27 +58,35 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_depthwise_matches_litert(tmp_path, case):
-    m, x, y = dw_model(seed=len(case) + 7, **CASES[case])
-    check(m, tmp_path, [x], [y], n=6, seed=1)
+def case(name: str, n: int = 6, seed: int = 1) -> Case:
+    m, x, y = dw_model(seed=len(name) + 7, **CASES[name])
+    return Case(m, [x], [y], n=n, seed=seed)
 
 
-@pytest.mark.parametrize("case", ["mult2_s2_same_odd", "dilation2_valid_mult2", "per_tensor", "zp_in_127",
-                                  "zp_in_0_relu6", "batch2", "saturate"])
-def test_depthwise_matches_tflm(tmp_path, case):
-    m, x, y = dw_model(seed=len(case) + 7, **CASES[case])
-    check(m, tmp_path, [x], [y], goldens=("tflm",), n=4, seed=2)
+@pytest.mark.parametrize("name", list(CASES))
+def test_depthwise_matches_litert(tmp_path, name):
+    check_case(case(name), tmp_path)
+
+
+TFLM = ["mult2_s2_same_odd", "dilation2_valid_mult2", "per_tensor", "zp_in_127", "zp_in_0_relu6", "batch2", "saturate"]
+
+
+@pytest.mark.parametrize("name", TFLM)
+def test_depthwise_matches_tflm(tmp_path, name):
+    check_case(case(name, n=4, seed=2), tmp_path, goldens=("tflm",))
+
+
+def no_bias_case() -> Case:
+    m, x, y = dw_model(seed=5, with_bias=False, mult=2, cin=2, stride=(2, 2), h=9)
+    return Case(m, [x], [y], n=4, seed=3)
 
 
 @pytest.mark.parametrize("golden", ["tflite", "tflm"])
 def test_depthwise_without_bias(tmp_path, golden):
-    m, x, y = dw_model(seed=5, with_bias=False, mult=2, cin=2, stride=(2, 2), h=9)
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=4, seed=3)
+    check_case(no_bias_case(), tmp_path, goldens=(golden,))
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_depthwise_random_configurations(tmp_path, seed):
+def random_case(seed: int) -> Case:
     rng = np.random.default_rng(100 + seed)
     kh, kw = (int(v) for v in rng.integers(1, 6, 2))
     stride = tuple(int(v) for v in rng.integers(1, 4, 2))
@@ -88,4 +97,16 @@ def test_depthwise_random_configurations(tmp_path, seed):
            "zp_in": int(rng.choice([-128, 0, 127])), "zp_out": int(rng.integers(-128, 128)),
            "act": str(rng.choice(["NONE", "RELU", "RELU6"])), "spread": float(rng.choice([0.5, 1.0, 4.0]))}
     m, x, y = dw_model(seed=seed, **kw_)
-    check(m, tmp_path, [x], [y], goldens=("tflite", "tflm"), n=3, seed=5, min_distinct=1)
+    return Case(m, [x], [y], n=3, seed=5)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_depthwise_random_configurations(tmp_path, seed):
+    check_case(random_case(seed), tmp_path, goldens=("tflite", "tflm"), min_distinct=1)
+
+
+@pytest.mark.parametrize("target", targets("depthwise_conv2d"))
+def test_depthwise_on_targets(tmp_path, target):
+    cases = {name: case(name) for name in CASES} | {"no_bias": no_bias_case()}
+    cases |= {f"random{seed}": random_case(seed) for seed in range(12)}
+    check_targets(tmp_path, target, cases, tflm=TFLM + ["no_bias"])

@@ -6,18 +6,27 @@ import pytest
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import check
+from ._harness import Case, check_case
+from ._targets import check_targets, targets
 
 DEQUANT_CASES = {"zp0": (0.1, 0), "zp_m128": (0.0037, -128), "zp127": (1 / 3, 127), "large": (1e5, 3)}
 
 
-@pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(DEQUANT_CASES))
-def test_dequantize(tmp_path, case, golden):
-    scale, zp = DEQUANT_CASES[case]
+def case(name: str) -> Case:
+    scale, zp = DEQUANT_CASES[name]
     m = ModelBuilder()
     x = m.tensor("x", [4, 64], scale=scale, zero_point=zp)
     y = m.tensor("y", [4, 64], "float32")
     m.op("DEQUANTIZE", [x], [y])
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=2, seed=12,
-          extra=[[np.arange(-128, 128, dtype=np.int8).reshape(4, 64)]])
+    return Case(m, [x], [y], n=2, seed=12, extra=[[np.arange(-128, 128, dtype=np.int8).reshape(4, 64)]])
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(DEQUANT_CASES))
+def test_dequantize(tmp_path, name, golden):
+    check_case(case(name), tmp_path, goldens=(golden,))
+
+
+@pytest.mark.parametrize("target", targets("dequantize"))
+def test_dequantize_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case(name) for name in DEQUANT_CASES})

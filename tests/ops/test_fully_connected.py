@@ -10,7 +10,8 @@ from dmxgen.goldens import run_golden
 from dmxgen.graph.fixedpoint import quantize_multiplier
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import bias, check, input_sets, save, weights
+from ._harness import Case, bias, check_case, input_sets, save, weights
+from ._targets import check_targets, targets
 
 
 def fc_model(seed=0, *, in_shape=(1, 16), cin=None, cout=8, per_channel=False, zp_in=-128, zp_out=-128, act="NONE",
@@ -61,17 +62,29 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_fc_matches_litert(tmp_path, case):
-    m, x, y = fc_model(seed=len(case), **CASES[case])
-    check(m, tmp_path, [x], [y], n=8, seed=1)
+def case(name: str, seed: int = 1) -> Case:
+    m, x, y = fc_model(seed=len(name), **CASES[name])
+    return Case(m, [x], [y], n=8, seed=seed)
 
 
-@pytest.mark.parametrize("case", ["base", "batches3", "flatten_nhwc", "keep_num_dims", "no_bias",
-                                  "zp_in_127_out_127", "relu6", "saturate", "per_channel"])
-def test_fc_matches_tflm(tmp_path, case):
-    m, x, y = fc_model(seed=len(case), **CASES[case])
-    check(m, tmp_path, [x], [y], goldens=("tflm",), n=8, seed=2)
+@pytest.mark.parametrize("name", list(CASES))
+def test_fc_matches_litert(tmp_path, name):
+    check_case(case(name), tmp_path)
+
+
+TFLM = ["base", "batches3", "flatten_nhwc", "keep_num_dims", "no_bias", "zp_in_127_out_127", "relu6", "saturate",
+        "per_channel"]
+
+
+@pytest.mark.parametrize("name", TFLM)
+def test_fc_matches_tflm(tmp_path, name):
+    check_case(case(name, seed=2), tmp_path, goldens=("tflm",))
+
+
+@pytest.mark.parametrize("target", targets("fully_connected"))
+def test_fc_on_targets(tmp_path, target):
+    """Single (LiteRT) rounding on every case, double (TFLM) on those checked against TFLM."""
+    check_targets(tmp_path, target, {name: case(name) for name in CASES}, tflm=TFLM)
 
 
 # (s_in, s_w, s_out), the int8 values (inputs and weights) whose products show the difference.

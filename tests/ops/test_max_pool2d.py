@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from ._harness import check
-from .test_avg_pool2d import CASES, pool_model
+from ._harness import check_case
+from ._targets import check_targets, targets
+from .test_avg_pool2d import CASES, pool_case
 
 
 @pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_max_pool2d(tmp_path, case, golden):
-    m, x, y = pool_model("MAX_POOL_2D", **CASES[case])
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=6)
+@pytest.mark.parametrize("name", list(CASES))
+def test_max_pool2d(tmp_path, name, golden):
+    check_case(pool_case("MAX_POOL_2D", name), tmp_path, goldens=(golden,))
+
+
+@pytest.mark.parametrize("target", targets("max_pool2d"))
+def test_max_pool2d_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: pool_case("MAX_POOL_2D", name) for name in CASES})

@@ -12,7 +12,8 @@ import pytest
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import check, save
+from ._harness import Case, check_case, save
+from ._targets import check_targets, targets
 
 
 def mean_model(shape, axes, keep, dtype="int8", s_in=0.05, zp_in=-3, s_out=0.02, zp_out=5, opname="MEAN"):
@@ -55,19 +56,29 @@ INT8 = {
 }
 
 
-@pytest.mark.parametrize("case", list(INT8))
-def test_int8_mean_matches_litert(tmp_path, case):
-    shape, axes, keep, kw = INT8[case]
+def case(name: str, seed: int = 1) -> Case:
+    shape, axes, keep, kw = INT8[name]
     m, x, y = mean_model(shape, axes, keep, **kw)
-    check(m, tmp_path, [x], [y], n=10, seed=1, min_distinct=1 if case.startswith("tiny") else 2)
+    return Case(m, [x], [y], n=10, seed=seed)
 
 
-@pytest.mark.parametrize("case", ["hw_keep", "hw_nokeep", "same_quant_keep", "same_quant_last_axis", "one_axis",
-                                  "three_axes", "right_shift_1", "saturates"])
-def test_int8_mean_matches_tflm(tmp_path, case):
-    shape, axes, keep, kw = INT8[case]
-    m, x, y = mean_model(shape, axes, keep, **kw)
-    check(m, tmp_path, [x], [y], goldens=("tflm",), n=10, seed=2)
+@pytest.mark.parametrize("name", list(INT8))
+def test_int8_mean_matches_litert(tmp_path, name):
+    check_case(case(name), tmp_path, min_distinct=1 if name.startswith("tiny") else 2)
+
+
+TFLM = ["hw_keep", "hw_nokeep", "same_quant_keep", "same_quant_last_axis", "one_axis", "three_axes", "right_shift_1",
+        "saturates"]
+
+
+@pytest.mark.parametrize("name", TFLM)
+def test_int8_mean_matches_tflm(tmp_path, name):
+    check_case(case(name, seed=2), tmp_path, goldens=("tflm",))
+
+
+@pytest.mark.parametrize("target", targets("mean"))
+def test_int8_mean_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case(name) for name in INT8}, tflm=TFLM)
 
 
 def test_folded_multiplier_clamps_the_shift(tmp_path):

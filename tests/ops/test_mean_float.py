@@ -5,7 +5,8 @@ import pytest
 
 from dmxgen.frontends.tflite import load_tflite
 
-from ._harness import check, save
+from ._harness import Case, check_case, save
+from ._targets import check_targets, targets
 from .test_mean import mean_model
 
 
@@ -19,12 +20,22 @@ FLOAT = {
 }
 
 
-@pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(FLOAT))
-def test_float_mean(tmp_path, case, golden):
-    shape, axes, keep = FLOAT[case]
+def case(name: str) -> Case:
+    shape, axes, keep = FLOAT[name]
     m, x, y = mean_model(shape, axes, keep, dtype="float32")
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=3, float_range=1000.0)
+    return Case(m, [x], [y], n=6, seed=3, float_range=1000.0)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(FLOAT))
+def test_float_mean(tmp_path, name, golden):
+    check_case(case(name), tmp_path, goldens=(golden,))
+
+
+# mean_float declares no printing target today (the backends print integer graphs): no params, one skip
+@pytest.mark.parametrize("target", targets("mean_float"))
+def test_float_mean_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case(name) for name in FLOAT})
 
 
 def test_a_float_mean_is_the_mean_float_kind(tmp_path):

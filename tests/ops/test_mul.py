@@ -16,7 +16,8 @@ from dmxgen.goldens import run_golden
 from dmxgen.graph.fixedpoint import quantize_multiplier
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import check, save
+from ._harness import Case, check, check_case, save
+from ._targets import check_targets, targets
 from .test_add import binary_model
 
 CASES = {
@@ -38,12 +39,22 @@ CASES = {
 }
 
 
+def case(name: str) -> Case:
+    shape_a, shape_b, kw = CASES[name]
+    m, ins, y = binary_model("MUL", shape_a, shape_b, seed=len(name), **kw)
+    return Case(m, ins, [y], n=6, seed=8)
+
+
 @pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_mul(tmp_path, case, golden):
-    shape_a, shape_b, kw = CASES[case]
-    m, ins, y = binary_model("MUL", shape_a, shape_b, seed=len(case), **kw)
-    check(m, tmp_path, ins, [y], goldens=(golden,), n=6, seed=8, min_distinct=3)
+@pytest.mark.parametrize("name", list(CASES))
+def test_mul(tmp_path, name, golden):
+    check_case(case(name), tmp_path, goldens=(golden,), min_distinct=3)
+
+
+@pytest.mark.parametrize("target", targets("mul"))
+def test_mul_on_targets(tmp_path, target):
+    """Both semantics: LiteRT's float32 multiplier and TFLM's double one."""
+    check_targets(tmp_path, target, {name: case(name) for name in CASES}, tflm=list(CASES))
 
 
 def test_mul_every_input_pair(tmp_path):

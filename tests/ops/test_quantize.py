@@ -9,7 +9,8 @@ from dmxgen.goldens import run_golden
 from dmxgen.graph import Graph, Op, QuantParams, Tensor
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import check
+from ._harness import Case, check, check_case
+from ._targets import check_targets, targets
 
 
 def quantize_model(scale, zp, in_dtype="float32", in_scale=None, in_zp=None, shape=(2, 50)):
@@ -48,13 +49,22 @@ FLOAT_CASES = {
 }
 
 
-@pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(FLOAT_CASES))
-def test_quantize_float(tmp_path, case, golden):
-    scale, zp = FLOAT_CASES[case]
+def case(name: str) -> Case:
+    scale, zp = FLOAT_CASES[name]
     m, x, y = quantize_model(scale, zp)
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=10, float_range=40 * scale,
-          extra=float_edges(scale, zp))
+    return Case(m, [x], [y], n=6, seed=10, float_range=40 * scale, extra=float_edges(scale, zp))
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(FLOAT_CASES))
+def test_quantize_float(tmp_path, name, golden):
+    check_case(case(name), tmp_path, goldens=(golden,))
+
+
+@pytest.mark.parametrize("target", targets("quantize"))
+def test_quantize_float_on_targets(tmp_path, target):
+    """The ties, signed zeros and far out-of-range floats of float_edges, in C as in the reference."""
+    check_targets(tmp_path, target, {name: case(name) for name in FLOAT_CASES})
 
 
 def test_quantize_ties_round_away_from_zero(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 
-from ._harness import check, save
+from ._harness import Case, check, check_case, save
+from ._targets import check_targets, targets
 from .test_mean import mean_model
 
 CASES = {
@@ -23,14 +24,25 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("dtype", ["int8", "float32"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_reduce_max(tmp_path, case, dtype, golden):
-    shape, axes, keep = CASES[case]
+def case(name: str, dtype: str) -> Case:
+    shape, axes, keep = CASES[name]
     m, x, y = mean_model(shape, axes, keep, dtype=dtype, s_in=0.05, zp_in=-3, s_out=0.05, zp_out=-3,
                          opname="REDUCE_MAX")
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=6, seed=4)
+    return Case(m, [x], [y], n=6, seed=4)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_reduce_max(tmp_path, name, dtype, golden):
+    check_case(case(name, dtype), tmp_path, goldens=(golden,))
+
+
+@pytest.mark.parametrize("target", targets("reduce_max"))
+def test_reduce_max_on_targets(tmp_path, target):
+    """int8 only: spec reduce_max lists float32, but the C export passes float buffers to
+    dmx_reduce_max_s8 (an -Werror build failure) and HLS refuses them (reported)."""
+    check_targets(tmp_path, target, {name: case(name, "int8") for name in CASES})
 
 
 def test_int8_reduce_max_with_requantization_is_refused(tmp_path):

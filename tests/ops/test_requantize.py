@@ -6,7 +6,8 @@ import pytest
 
 from dmxgen.frontends.tflite import load_tflite
 
-from ._harness import check
+from ._harness import Case, check_case
+from ._targets import check_targets, targets
 from .test_quantize import quantize_model
 
 
@@ -22,15 +23,23 @@ REQUANT_CASES = {
 }
 
 
-@pytest.mark.parametrize("golden", ["tflite", "tflm"])
-@pytest.mark.parametrize("case", list(REQUANT_CASES))
-def test_requantize_int8(tmp_path, case, golden):
-    s_in, zp_in, s_out, zp_out = REQUANT_CASES[case]
+def case(name: str) -> Case:
+    s_in, zp_in, s_out, zp_out = REQUANT_CASES[name]
     m, x, y = quantize_model(s_out, zp_out, "int8", s_in, zp_in)
     every = np.resize(np.arange(-128, 128, dtype=np.int8), 100).reshape(2, 50)
     rest = np.arange(-128, 128, dtype=np.int8)[100:200].reshape(2, 50)
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=4, seed=11, extra=[[every], [rest]],
-          min_distinct=1 if case == "ratio_tiny" else 2)
+    return Case(m, [x], [y], n=4, seed=11, extra=[[every], [rest]])
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(REQUANT_CASES))
+def test_requantize_int8(tmp_path, name, golden):
+    check_case(case(name), tmp_path, goldens=(golden,), min_distinct=1 if name == "ratio_tiny" else 2)
+
+
+@pytest.mark.parametrize("target", targets("requantize"))
+def test_requantize_int8_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case(name) for name in REQUANT_CASES})
 
 
 def test_an_int8_quantize_is_a_requantize_op_named_after_the_operator(tmp_path):

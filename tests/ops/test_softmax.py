@@ -8,7 +8,8 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import check, save
+from ._harness import Case, check_case, save
+from ._targets import check_targets, targets
 
 
 def softmax_model(shape, beta=1.0, s_in=0.1, zp_in=0, s_out=1 / 256, zp_out=-128):
@@ -46,16 +47,22 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_softmax(tmp_path, case):
-    """LiteRT's float-table softmax (TFLM's integer one: test_softmax_gemmlowp.py)."""
-    run_case(tmp_path, case, "tflite")
-
-
-def run_case(tmp_path, case, golden):
-    shape, kw = CASES[case]
+def case(name: str) -> Case:
+    shape, kw = CASES[name]
     m, x, y = softmax_model(shape, **kw)
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=8, seed=9, extra=extreme_rows(shape))
+    return Case(m, [x], [y], n=8, seed=9, extra=extreme_rows(shape))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_softmax(tmp_path, name):
+    """LiteRT's float-table softmax (TFLM's integer one: test_softmax_gemmlowp.py)."""
+    check_case(case(name), tmp_path, goldens=("tflite",))
+
+
+@pytest.mark.parametrize("target", targets("softmax"))
+def test_softmax_on_targets(tmp_path, target):
+    """LiteRT semantics: the softmax kind (TFLM's loads as softmax_gemmlowp)."""
+    check_targets(tmp_path, target, {name: case(name) for name in CASES})
 
 
 def test_softmax_output_quantization_is_checked(tmp_path):

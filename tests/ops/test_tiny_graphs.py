@@ -6,7 +6,8 @@ import pytest
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import bias, check, weights
+from ._harness import Case, bias, check_case, weights
+from ._targets import check_targets, targets
 
 
 def residual_block(seed: int = 0) -> tuple[ModelBuilder, int, int]:
@@ -33,7 +34,16 @@ def residual_block(seed: int = 0) -> tuple[ModelBuilder, int, int]:
     return m, x, p
 
 
+def case() -> Case:
+    m, x, y = residual_block()
+    return Case(m, [x], [y], n=10, seed=18)
+
+
 @pytest.mark.parametrize("golden", ["tflite", "tflm"])
 def test_residual_block(tmp_path, golden):
-    m, x, y = residual_block()
-    check(m, tmp_path, [x], [y], goldens=(golden,), n=10, seed=18, per_layer=True)
+    check_case(case(), tmp_path, goldens=(golden,), per_layer=True)
+
+
+@pytest.mark.parametrize("target", targets("conv2d", "add", "mean", "fully_connected", "softmax"))
+def test_residual_block_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {"residual": case()}, tflm=["residual"])

@@ -76,3 +76,23 @@ def test_sizing_of_int4_weights_matches_export(shrunk, digits, tmp_path, fmt):
     assert (size.weight_bytes, size.param_bytes) == (manifest["weight_bytes"], manifest["param_bytes"])
     if fmt == "dense":
         assert size.weight_bytes < size.dense_weight_bytes * 0.6  # two weights per byte
+
+
+@pytest.mark.parametrize("storage", ["dcsr", "auto", "csr"])
+def test_one_layer_re_encoded_equals_a_full_build(shrunk, digits, storage):
+    """The loop's density tries re-encode only the layer whose mask changed (LayerSizer.layer_bytes);
+    each try's figure is the one a whole new graph build gives."""
+    from dmxgen.compress.sizing import LayerSizer
+    from dmxgen.compress.sparsecomp import set_density
+
+    model = copy.deepcopy(shrunk[0])
+    sizer = LayerSizer(digits.x_test, storage)
+    sizer.measure(model)
+    assert set(sizer.maps) == set(model.weighted_layers())  # conv OHWI and the flattened fc1 both mapped
+    builds = sizer.full_builds
+    for name in model.weighted_layers():
+        for density in (0.5, 0.1, 0.03):
+            set_density(model, name, density)
+            fast = sizer.layer_bytes(model, name)
+            assert sizer.full_builds == builds  # no graph was built for the try
+            assert fast == model_bytes(model, digits.x_test, storage).layers[name], (name, density)

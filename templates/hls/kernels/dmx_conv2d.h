@@ -11,10 +11,11 @@
 namespace dmx {
 
 /** One output pixel at a time: gather its patch (offset input, zero outside the image) in the
- *  weights' column order (ky, kx, ci), multiply by W with CFG::matvec, requantize per channel. */
-template <class CFG>
-void conv2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c],
-            int8_t out[CFG::n * CFG::out_h * CFG::out_w * CFG::out_c], const int32_t bias[CFG::out_c],
+ *  weights' column order (ky, kx, ci), multiply by W with CFG::matvec, requantize per channel.
+ *  data_T / res_T: the input and output activation types. */
+template <class data_T, class res_T, class CFG>
+void conv2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c],
+            res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::out_c], const int32_t bias[CFG::out_c],
             const int32_t multiplier[CFG::out_c], const int8_t shift[CFG::out_c]) {
     for (int b = 0; b < CFG::n; b++) {
         for (int oy = 0; oy < CFG::out_h; oy++) {
@@ -41,8 +42,9 @@ void conv2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c],
                 const int base = ((b * CFG::out_h + oy) * CFG::out_w + ox) * CFG::out_c;
                 for (int co = 0; co < CFG::out_c; co++) {
 #pragma HLS PIPELINE II=1
-                    out[base + co] = requantize<CFG::rounding>(acc[co], multiplier[co], shift[co],
-                                                               CFG::output_offset, CFG::act_min, CFG::act_max);
+                    out[base + co] = requantize<CFG::rounding, res_T>(acc[co], multiplier[co], shift[co],
+                                                                      CFG::output_offset, CFG::act_min,
+                                                                      CFG::act_max);
                 }
             }
         }

@@ -10,10 +10,11 @@
 
 namespace dmx {
 
-/** The kh*kw taps of one output are the reduction loop; CFG::unroll of them run in parallel. */
-template <class CFG>
-void depthwise_conv2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c],
-                      int8_t out[CFG::n * CFG::out_h * CFG::out_w * CFG::out_c],
+/** The kh*kw taps of one output are the reduction loop; CFG::unroll of them run in parallel.
+ *  data_T / res_T: the input and output activation types. */
+template <class data_T, class res_T, class CFG>
+void depthwise_conv2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c],
+                      res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::out_c],
                       const int8_t w[CFG::k_h * CFG::k_w * CFG::out_c], const int32_t bias[CFG::out_c],
                       const int32_t multiplier[CFG::out_c], const int8_t shift[CFG::out_c]) {
     for (int b = 0; b < CFG::n; b++) {
@@ -33,8 +34,8 @@ void depthwise_conv2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c
                         }
                     }
                     out[((b * CFG::out_h + oy) * CFG::out_w + ox) * CFG::out_c + co] =
-                        requantize<ROUND_DOUBLE>(acc, multiplier[co], shift[co], CFG::output_offset,
-                                                 CFG::act_min, CFG::act_max);
+                        requantize<ROUND_DOUBLE, res_T>(acc, multiplier[co], shift[co], CFG::output_offset,
+                                                        CFG::act_min, CFG::act_max);
                 }
             }
         }

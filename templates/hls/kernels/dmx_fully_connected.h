@@ -10,9 +10,10 @@
 
 namespace dmx {
 
-/** FULLY_CONNECTED over CFG::batches rows of CFG::cols inputs; W behind CFG::matvec. */
-template <class CFG>
-void fully_connected(const int8_t in[CFG::batches * CFG::cols], int8_t out[CFG::batches * CFG::rows],
+/** FULLY_CONNECTED over CFG::batches rows of CFG::cols inputs; W behind CFG::matvec.
+ *  data_T / res_T: the input and output activation types. */
+template <class data_T, class res_T, class CFG>
+void fully_connected(const data_T in[CFG::batches * CFG::cols], res_T out[CFG::batches * CFG::rows],
                      const int32_t bias[CFG::rows], const int32_t multiplier[CFG::rows],
                      const int8_t shift[CFG::rows]) {
     for (int b = 0; b < CFG::batches; b++) {
@@ -28,8 +29,9 @@ void fully_connected(const int8_t in[CFG::batches * CFG::cols], int8_t out[CFG::
         CFG::matvec(x, acc);
         for (int r = 0; r < CFG::rows; r++) {
 #pragma HLS PIPELINE II=1
-            out[b * CFG::rows + r] = requantize<CFG::rounding>(acc[r], multiplier[r], shift[r], CFG::output_offset,
-                                                               CFG::act_min, CFG::act_max);
+            out[b * CFG::rows + r] = requantize<CFG::rounding, res_T>(acc[r], multiplier[r], shift[r],
+                                                                      CFG::output_offset, CFG::act_min,
+                                                                      CFG::act_max);
         }
     }
 }

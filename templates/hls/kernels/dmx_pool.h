@@ -1,4 +1,4 @@
-/* AVERAGE_POOL_2D and MAX_POOL_2D over NHWC int8: TFLite's reference kernels.
+/* AVERAGE_POOL_2D and MAX_POOL_2D over NHWC activations: TFLite's reference kernels.
  * Only taps inside the image count (the average divides by their number). */
 #ifndef DMX_POOL_H
 #define DMX_POOL_H
@@ -9,10 +9,11 @@
 
 namespace dmx {
 
-/** Each output folds the inside taps of its window with P::fold, then P::finish(acc, count of taps). */
-template <class CFG, class P>
-void pool2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::c],
-            int8_t out[CFG::n * CFG::out_h * CFG::out_w * CFG::c]) {
+/** Each output folds the inside taps of its window with P::fold, then P::finish(acc, count of taps).
+ *  data_T / res_T: the input and output activation types. */
+template <class data_T, class res_T, class CFG, class P>
+void pool2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::c],
+            res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::c]) {
     for (int b = 0; b < CFG::n; b++) {
         for (int oy = 0; oy < CFG::out_h; oy++) {
             for (int ox = 0; ox < CFG::out_w; ox++) {
@@ -29,7 +30,7 @@ void pool2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::c],
                         }
                     }
                     out[((b * CFG::out_h + oy) * CFG::out_w + ox) * CFG::c + ch] =
-                        clamp8(P::finish(acc, count), CFG::act_min, CFG::act_max);
+                        clamp<res_T>(P::finish(acc, count), CFG::act_min, CFG::act_max);
                 }
             }
         }
@@ -53,16 +54,16 @@ struct maximum {
     static int32_t finish(int32_t best, int32_t) { return best; }
 };
 
-template <class CFG>
-void avg_pool2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::c],
-                int8_t out[CFG::n * CFG::out_h * CFG::out_w * CFG::c]) {
-    pool2d<CFG, average>(in, out);
+template <class data_T, class res_T, class CFG>
+void avg_pool2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::c],
+                res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::c]) {
+    pool2d<data_T, res_T, CFG, average>(in, out);
 }
 
-template <class CFG>
-void max_pool2d(const int8_t in[CFG::n * CFG::in_h * CFG::in_w * CFG::c],
-                int8_t out[CFG::n * CFG::out_h * CFG::out_w * CFG::c]) {
-    pool2d<CFG, maximum>(in, out);
+template <class data_T, class res_T, class CFG>
+void max_pool2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::c],
+                res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::c]) {
+    pool2d<data_T, res_T, CFG, maximum>(in, out);
 }
 
 }  // namespace dmx

@@ -10,16 +10,17 @@
 
 namespace dmx {
 
-template <int N>
-void read_stream(hls::stream<int8_t> &s, int8_t buf[N]) {
+/** N elements of type T (deduced from the stream), in order. */
+template <int N, class T>
+void read_stream(hls::stream<T> &s, T buf[N]) {
     for (int i = 0; i < N; i++) {
 #pragma HLS PIPELINE II=1
         buf[i] = s.read();
     }
 }
 
-template <int N>
-void write_stream(const int8_t buf[N], hls::stream<int8_t> &s) {
+template <int N, class T>
+void write_stream(const T buf[N], hls::stream<T> &s) {
     for (int i = 0; i < N; i++) {
 #pragma HLS PIPELINE II=1
         s.write(buf[i]);
