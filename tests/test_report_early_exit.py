@@ -113,6 +113,8 @@ def test_bench_figures_appear_once_bench_has_run(ee_export, tmp_path):
     for key in ("instructions_with_early_exit", "instructions_without_early_exit",
                 "exit_branches_extra_flash_bytes"):
         assert ee["bench"][key] == measured[key] and measured[key] > 0, key
+    assert measured["model_ee_ram_bytes"] >= measured["model_ram_bytes"] > 0  # the arena at least
+    assert measured["exit_branches_extra_ram_bytes"] == measured["model_ee_ram_bytes"] - measured["model_ram_bytes"]
     per_exit = measured["instructions_per_exit"]
     assert len(per_exit) == len(measured["exits"])
     assert [v is not None for v in per_exit] == [n > 0 for n in measured["exits"]]

@@ -17,6 +17,10 @@ lenet_digits.pt2 (dmxgen.save: what `dmxgen export` reads), digits_test.npy
 (the test images as the int8 NHWC codes the exported C takes) and
 summary.json. Prints float vs compressed accuracy and the integer
 reference's agreement with the fake-quantized model.
+
+--early-exit runs the early-exit example instead (tools/train_digits_ee.py: a deeper
+LeNet with two exit heads, thresholds chosen on a validation split, exported, verified
+and run on the emulated M55); the arguments after it are that script's.
 """
 from __future__ import annotations
 
@@ -33,10 +37,18 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for models/
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for train_digits_ee (--early-exit)
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--early-exit" in argv:
+        import train_digits_ee
+
+        return train_digits_ee.main([a for a in argv if a != "--early-exit"])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--early-exit", action="store_true",
+                    help="run the early-exit example (tools/train_digits_ee.py) with the arguments that follow")
     ap.add_argument("--out", default="build/digits", help="output folder (default build/digits)")
     ap.add_argument("--config", default=str(ROOT / "models" / "lenet_config.yaml"))
     ap.add_argument("--epochs", type=int, default=20, help="float training epochs")

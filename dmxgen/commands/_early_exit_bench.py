@@ -17,6 +17,7 @@ from pathlib import Path
 _AVERAGE = re.compile(r"^EE_AVERAGE vectors=(\d+) run=(\d+) ee=(\d+) exits=(\S+)$", re.M)
 _VECTOR = re.compile(r"^EE \d+ exit=(-?\d+) expected=-?\d+ run=\d+ ee=(\d+)", re.M)
 _FLASH = re.compile(r"^\.(text|rodata|dmx_weights|data)\b")
+_RAM = re.compile(r"^\.(data|bss|dmx_arena)\b")
 
 
 def averages(log: str) -> dict | None:
@@ -43,20 +44,33 @@ def per_exit(log: str, n_exits: int) -> list[int | None]:
 
 def object_flash(obj: Path, size_tool: str = "arm-none-eabi-size") -> int | None:
     """Bytes of an object's sections that go to flash (code, constants, weights, .data image)."""
+    return _section_bytes(obj, _FLASH, size_tool)
+
+
+def object_ram(obj: Path, size_tool: str = "arm-none-eabi-size") -> int | None:
+    """Bytes of an object's sections that take RAM (.data, .bss: the arena and state)."""
+    return _section_bytes(obj, _RAM, size_tool)
+
+
+def _section_bytes(obj: Path, sections: re.Pattern, size_tool: str) -> int | None:
     if not obj.is_file() or shutil.which(size_tool) is None:
         return None
     r = subprocess.run([size_tool, "-A", str(obj)], capture_output=True, text=True)
     if r.returncode != 0:
         return None
-    return sum(int(line.split()[1]) for line in r.stdout.splitlines() if _FLASH.match(line))
+    return sum(int(line.split()[1]) for line in r.stdout.splitlines() if sections.match(line))
 
 
 def report(log: str, build_dir: Path) -> dict | None:
-    """averages() plus the flash of model.o, of model_ee.o and the difference (the exit branches)."""
+    """averages() plus the flash and RAM of model.o, of model_ee.o and the differences (the exit branches)."""
     found = averages(log)
     if found is None:
         return None
-    base, ee = (object_flash(Path(build_dir) / "model" / name) for name in ("model.o", "model_ee.o"))
+    objs = [Path(build_dir) / "model" / name for name in ("model.o", "model_ee.o")]
+    base, ee = (object_flash(o) for o in objs)
+    base_ram, ee_ram = (object_ram(o) for o in objs)
     found.update(model_flash_bytes=base, model_ee_flash_bytes=ee,
-                 exit_branches_extra_flash_bytes=None if base is None or ee is None else ee - base)
+                 exit_branches_extra_flash_bytes=None if base is None or ee is None else ee - base,
+                 model_ram_bytes=base_ram, model_ee_ram_bytes=ee_ram,
+                 exit_branches_extra_ram_bytes=None if base_ram is None or ee_ram is None else ee_ram - base_ram)
     return found

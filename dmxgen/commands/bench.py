@@ -94,11 +94,12 @@ def _print(report: dict, first: firmware.FirmwareRun) -> None:
                "between layers")
     ee = report.get("early_exit")
     if ee:
-        extra = ee["exit_branches_extra_flash_bytes"]
+        extra, ram = ee["exit_branches_extra_flash_bytes"], ee.get("exit_branches_extra_ram_bytes")
         click.echo(f"early exit over {ee['vectors']} stored vectors: {ee['instructions_with_early_exit']:,} "
                    f"instructions per inference on average, {ee['instructions_without_early_exit']:,} without "
                    f"(exits taken {', '.join(map(str, ee['exits']))}); exit branches add "
-                   f"{'?' if extra is None else f'{extra:,}'} flash bytes (model_ee.o minus model.o)")
+                   f"{'?' if extra is None else f'{extra:,}'} flash bytes and "
+                   f"{'?' if ram is None else f'{ram:,}'} RAM bytes (model_ee.o minus model.o)")
     if not report["repeatable"]:
         click.echo("NOT REPEATABLE: the runs counted differently", err=True)
     if not first.passed:

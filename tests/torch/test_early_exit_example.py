@@ -95,3 +95,15 @@ def test_m55_summary_matches_the_firmware_per_vector_counts(tmp_path):
     extra, ee_o, base_o = (int(v) for v in printed(
         r"^exit branches' extra flash: (\d+) bytes \(model_ee\.o (\d+) - model\.o (\d+);", r.stdout))
     assert extra == ee_o - base_o > 0
+
+
+def test_train_digits_early_exit_flag_runs_the_early_exit_example(tmp_path):
+    """`tools/train_digits.py --early-exit ARGS` is train_digits_ee.py with ARGS (issue 13's spelling)."""
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "train_digits.py"), "--early-exit", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--head-epochs" in r.stdout and "--no-sim" in r.stdout
+    bad = subprocess.run([sys.executable, str(ROOT / "tools" / "train_digits.py"), "--early-exit",
+                          "--out", str(tmp_path / "f"), "--policy", "nonsense"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nonsense" in bad.stderr  # the ee script's own argument check
