@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
-from ..graph.fixedpoint import quantize_multiplier
-from ..graph.quant_params import activation_range, add_params, conv_multipliers, mul_params, requant_params
+from ..graph.quant_params import (activation_range, add_params, conv_multipliers, mul_params, requant_params,
+                                  softmax_gemmlowp_params)
 from ..ops import SPECS, RegistrationError
 from . import regular_file_size
 from .tflite_checks import (check_padding, check_quantization, check_shape, check_weights,
@@ -508,7 +508,7 @@ class _Reader:
                            "which TFLite's softmax cannot prepare")
         attrs = {"beta": beta, "input_scale": float(qi.s)}
         if self.semantics == "tflm":  # TFLite Micro's integer-only softmax
-            attrs.update(_softmax_gemmlowp_params(beta, float(qi.s)))
+            attrs.update(softmax_gemmlowp_params(beta, float(qi.s)))
             return "softmax_gemmlowp", attrs, ins[:1]
         # TFLite's int8 softmax (even with reference kernels) uses a float
         # exp table of 256 entries: table[255 - d] = expf(-scale*beta*d).
@@ -642,14 +642,3 @@ def _softmax_float_table(beta: float, input_scale: float) -> np.ndarray:
         for val in range(256):
             table[255 - val] = expf(np.float32(scale * np.float32(val)))
     return table
-
-
-def _softmax_gemmlowp_params(beta: float, input_scale: float) -> dict:
-    """TFLite Micro's integer softmax constants (PreprocessSoftmaxScaling, 5 integer bits)."""
-    import math
-
-    integer_bits = 5
-    real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
-    mult, shift = quantize_multiplier(real, max_shift=31)  # QuantizeMultiplierGreaterThanOne allows 31
-    radius = math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift))
-    return {"input_multiplier": mult, "input_left_shift": shift, "diff_min": -radius}

@@ -102,11 +102,3 @@ def test_python_policy_edge_values():
             ep.margins(bad)
     with pytest.raises(DmxError, match="2 threshold"):
         ep.exits_taken(ep.ExitPolicy("margin", (1, 2)), [np.zeros((1, 3), np.int8)])
-
-
-def test_softmax_policy_constants_are_the_tflite_frontends():
-    """The softmax policy derives TFLite Micro's constants as the frontend does for a SOFTMAX op."""
-    from dmxgen.frontends.tflite import _softmax_gemmlowp_params
-
-    for scale in (1 / 256, 1 / 16, 0.1, 0.37, 2.0, 11.0):
-        assert softmax_gemmlowp_params(1.0, scale) == _softmax_gemmlowp_params(1.0, scale)
