@@ -11,6 +11,7 @@ the scratch bytes the kernel needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -18,9 +19,9 @@ import numpy as np
 from ..codecs.policy import EXPORT, Choice, PolicyError, StoragePolicy, assign
 from ..errors import DmxError
 from ..graph import Graph, Op
-from ..ops import Registry
+from ..ops import SPECS, Registry
 from ..plan import Plan
-from . import loops
+from ..graph import loops
 from .c_names import c_comment
 from .c_params import Array, F32, F64, Field, Structs, Sym, check_struct, fields
 
@@ -29,10 +30,12 @@ INT32 = (-(2**31), 2**31 - 1)
 C_RESOLVERS = Registry("c", "C kernel")
 INLINE, OUT_OF_LINE = True, False  # static inline in kernels.h, or out of line in kernels.c
 MATVECS = ("matvec_dense", "matvec_csr", "matvec_dcsr")  # helper kernels (c_render.HELPERS)
+DTYPE_SUFFIX = {"int8": "s8", "int16": "s16", "float32": "f32"}  # C kernel names: dmx_<kind>_<suffix>
+KERNEL_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c" / "kernels"
 
 
 def c_resolver(kind: str, kernels: dict[str, bool], calls: tuple[str, ...] = (),
-               scratch: Callable[[Graph, Op], int] | None = None) -> Callable:
+               scratch: Callable[[Graph, Op], int] | None = None, from_params: bool = False) -> Callable:
     """Register a Resolver method for `kind`.
 
     kernels: the templates (templates/c/kernels/<name>.c.j2) this kind owns, each INLINE or
@@ -40,7 +43,7 @@ def c_resolver(kind: str, kernels: dict[str, bool], calls: tuple[str, ...] = (),
     variants to choose) is printed with these. calls: the helper templates its kernels call; scratch(graph, op): the bytes
     of arena the kernel works in while it runs.
     """
-    return C_RESOLVERS.register(kind, kernels=kernels, calls=calls, scratch=scratch)
+    return C_RESOLVERS.register(kind, kernels=kernels, calls=calls, scratch=scratch, from_params=from_params)
 
 
 def _im2col_bytes(graph: Graph, op: Op) -> int:
@@ -406,6 +409,37 @@ class Resolver:
             self.out_ref(layer, op)
             layer.info["alias_of"] = op.inputs[0]
 
+    # -- kinds printed from their spec's kernel_params (no method of their own) ---------
+    def from_params(self, layer: Layer, op: Op, i: int) -> None:
+        """`dmx_<kind>_<dtype>(&params, inputs..., outputs...)`, the struct filled from kernel_params."""
+        where = f"layer {op.name!r} ({op.kind})"
+        out = self.g.tensors[op.outputs[0]]
+        dtype = op.spec.activation_dtype(self.g, op)
+        if dtype not in DTYPE_SUFFIX:
+            raise DmxError(f"{where}: no C kernel for {dtype} activations")
+        layer.kernel, layer.struct_type = f"dmx_{op.kind}_{DTYPE_SUFFIX[dtype]}", f"dmx_{op.kind}_t"
+
+        def members(params: dict) -> list[Field]:
+            values = {}
+            for name, v in params.items():
+                if isinstance(v, loops.Walk):
+                    v = Field(name, "struct", copy_fields(v.collapse(where), out.itemsize))
+                elif isinstance(v, list) and v and isinstance(v[0], loops.Walk):
+                    v = Structs("dmx_copy_t", [copy_fields(w.collapse(where), out.itemsize) for w in v])
+                elif isinstance(v, np.ndarray):
+                    v = layer.array(name, v)
+                elif isinstance(v, dict):
+                    v = Field(name, "struct", members(v))
+                values[name] = v
+            return fields(**values)
+
+        layer.fields = members(op.spec.kernel_params(self.g, op))
+        acts = [op.inputs[k] for k in op.spec.activation_inputs(op)]
+        ins = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(acts)]
+        layer.args = ([Ref("list", items=ins)] if op.spec.variadic else ins) + [self.out_ref(layer, op)]
+        for name in op.outputs[1:]:
+            layer.args.append(self.ref(layer, name))
+
     # -- driver -------------------------------------------------------------------
     def out_ref(self, layer: Layer, op: Op) -> Ref:
         layer.out = self.ref(layer, op.outputs[0])
@@ -428,6 +462,14 @@ class Resolver:
             + (", in place" if index in self.plan.inplace else "")
             + (", no copy" if "alias_of" in layer.info else ""), 160)
         return layer
+
+
+def _register_from_params() -> None:
+    """Each kind printed from its spec's kernel_params whose kernel template exists gets the
+    generic resolver (a claimed kind without the template is then reported by dmxgen.support)."""
+    for kind, spec in SPECS.items():
+        if spec.printed_from_params and kind not in C_RESOLVERS and (KERNEL_TEMPLATES / f"{kind}.c.j2").exists():
+            c_resolver(kind, {kind: INLINE}, from_params=True)(Resolver.from_params)
 
 
 def copy_fields(walk: loops.Walk, elem_bytes: int) -> list[Field]:
@@ -464,3 +506,5 @@ def scratch_bytes(graph: Graph, op: Op) -> int:
     entry = C_RESOLVERS.entries.get(op.kind)  # a kind without a C kernel fails when it is resolved
     return entry.scratch(graph, op) if entry is not None and entry.scratch is not None else 0
 
+
+_register_from_params()

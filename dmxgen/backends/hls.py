@@ -20,6 +20,7 @@ from ..codecs.policy import HLS as HLS_STORAGE
 from ..codecs.policy import PolicyError
 from ..errors import DmxError
 from ..graph import Graph
+from .hls_ops import HLS_BUILDERS
 from .hls_plan import INTERFACES, Plan, Port, array_wiring, build_plan, hls_storage, stream_wiring
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "hls"
@@ -71,7 +72,8 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
     for name, template in files.items():
         _write(hls / name, env.get_template(template).render(ctx))
     for layer in plan.layers:
-        text = env.get_template(f"layers/{layer.op.kind}.h.j2").render(ctx, layer=layer)
+        template = HLS_BUILDERS.lookup(layer.op.kind, f"layer {layer.op.name!r}").template
+        text = env.get_template(template).render(ctx, layer=layer)
         _write(hls / "layers" / f"{layer.ident}.h", text)
     policy_kernels = {"dmx_softmax.h"} if early_exit and early_exit["kind"] == "softmax" else set()
     for kernel in sorted(_kernels_used(hls / "layers", interface, policy_kernels)):

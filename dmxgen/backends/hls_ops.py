@@ -9,6 +9,7 @@ arrays of docs/formats.md that the C kernels read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -16,16 +17,21 @@ import numpy as np
 from ..codecs.policy import Choice
 from ..errors import DmxError
 from ..graph import Graph, Op
-from ..ops import Registry
-from . import loops
+from ..ops import SPECS, Registry
+from ..graph import loops
 
 # kind -> its builder; `alias=True`: the op moves no data (its output names its input).
 HLS_BUILDERS = Registry("hls", "HLS kernel")
 
 
-def hls_builder(kind: str, alias: bool = False) -> Callable:
-    """Register `builder(OpContext) -> dict` (the layer template's values) for `kind`."""
-    return HLS_BUILDERS.register(kind, alias=alias)
+KERNEL_HEADERS = Path(__file__).resolve().parents[2] / "templates" / "hls" / "kernels"
+PARAMS_LAYER = "layers/_params.h.j2"  # the layer header of every kind printed from its kernel_params
+
+
+def hls_builder(kind: str, alias: bool = False, template: str | None = None) -> Callable:
+    """Register `builder(OpContext) -> dict` (the layer template's values) for `kind`;
+    the layer header is templates/hls/layers/<kind>.h.j2 unless `template` names another."""
+    return HLS_BUILDERS.register(kind, alias=alias, template=template or f"layers/{kind}.h.j2")
 
 
 @dataclass
@@ -275,3 +281,49 @@ def mean(c: OpContext) -> dict:
             "output_offset": int(at["output_offset"]), "multiplier": int(at["mean_multiplier"]),
             "shift": int(at["mean_shift"])}
 
+
+def from_params(c: OpContext) -> dict:
+    """A kind's kernel_params as the generic layer header prints them: scalars, int tuples (as
+    name0, name1, ...), nested structs and copy walks in its config; arrays as ROMs passed after
+    the activations (templates/hls/layers/_params.h.j2)."""
+    sizes = [c.graph.tensors[c.op.inputs[k]].size for k in c.op.spec.activation_inputs(c.op)]
+    out_size = c.graph.tensors[c.op.outputs[0]].size
+    roms: list[CArray] = []
+
+    def scalar(name: str, v) -> dict:
+        v = int(v)
+        return {"kind": "int", "name": name, "value": v, "ctype": "int32_t" if -2**31 <= v < 2**31 else "int64_t"}
+
+    def members(params: dict) -> list[dict]:
+        out = []
+        for name, v in params.items():
+            if isinstance(v, loops.Walk):
+                v = [v]
+            if isinstance(v, list) and v and isinstance(v[0], loops.Walk):
+                for k, w in enumerate(v):
+                    walk = copy_walk(w, c.where)
+                    walk.update(kind="walk", name=name if len(v) == 1 else f"{name}{k}", src_size=sizes[k],
+                                dst_size=out_size)
+                    out.append(walk)
+            elif isinstance(v, np.ndarray):
+                roms.append(rom(name, v, v.dtype.name))
+            elif isinstance(v, dict):
+                out.append({"kind": "struct", "name": name, "members": members(v)})
+            elif isinstance(v, (list, tuple)):
+                out += [scalar(f"{name}{k}", x) for k, x in enumerate(v)]
+            else:
+                out.append(scalar(name, v))
+        return out
+
+    body = members(c.op.spec.kernel_params(c.graph, c.op))
+    return {"members": body, "roms": roms, "in_sizes": sizes, "out_size": out_size, "header": f"dmx_{c.op.kind}.h"}
+
+
+def _register_from_params() -> None:
+    """Each kind printed from its spec's kernel_params whose kernel header exists gets `from_params`."""
+    for kind, spec in SPECS.items():
+        if spec.printed_from_params and kind not in HLS_BUILDERS and (KERNEL_HEADERS / f"dmx_{kind}.h").exists():
+            hls_builder(kind, template=PARAMS_LAYER)(from_params)
+
+
+_register_from_params()

@@ -40,6 +40,7 @@ _TYPES = {
 # TFLite operator name -> (the _Reader method that maps it, the op kinds it may produce),
 # filled by @tflite_op; SUPPORTED and the support table (dmxgen/support.py) are read from it.
 OPERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
+ARITY: dict[str, tuple[int, int]] = {}  # operator -> (fewest, most) inputs, from @tflite_op
 SEMANTICS = ("tflite", "tflm")
 SUPPORT_TABLE = "see 'Supported operators' in README.md"
 # why a custom operator is there, for the ones users meet
@@ -49,8 +50,9 @@ _CUSTOM_HINTS = {
 }
 
 
-def tflite_op(name: str, *kinds: str) -> Callable:
-    """Register a _Reader method as the mapping of TFLite operator `name` to one of `kinds`."""
+def tflite_op(name: str, *kinds: str, inputs: tuple[int, int]) -> Callable:
+    """Register a _Reader method as the mapping of TFLite operator `name` to one of `kinds`;
+    `inputs`: the (fewest, most) inputs the operator takes, the ones beyond the fewest optional."""
     unknown = [k for k in kinds if k not in SPECS]
     if unknown or not kinds:
         raise ValueError(f"tflite_op({name!r}): {unknown or 'no'} op kinds")
@@ -59,6 +61,7 @@ def tflite_op(name: str, *kinds: str) -> Callable:
         if name in OPERATORS:
             raise ValueError(f"TFLite operator {name} is mapped twice")
         OPERATORS[name] = (method, kinds)
+        ARITY[name] = inputs
         return method
 
     return decorate
@@ -262,7 +265,7 @@ class _Reader:
     @staticmethod
     def _check_arity(opname: str, ins: list[str], outs: list[str]) -> None:
         """The inputs an operator reads are there (an absent optional one is ""), and one output."""
-        least, most = _ARITY[opname]
+        least, most = ARITY[opname]
         if not least <= len(ins) <= most:
             want = str(least) if least == most else f"{least} to {most}"
             raise DmxError(f"has {len(ins)} inputs; {opname} takes {want}")
@@ -358,7 +361,7 @@ class _Reader:
         return ins[:2] + [""]
 
     # -- one method per TFLite operator -----------------------------------
-    @tflite_op("CONV_2D", "conv2d")
+    @tflite_op("CONV_2D", "conv2d", inputs=(2, 3))
     def op_conv_2d(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.Conv2DOptions, required=True)
@@ -379,7 +382,7 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
         return "conv2d", attrs, self._bias(ins, cout)
 
-    @tflite_op("DEPTHWISE_CONV_2D", "depthwise_conv2d")
+    @tflite_op("DEPTHWISE_CONV_2D", "depthwise_conv2d", inputs=(2, 3))
     def op_depthwise_conv_2d(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.DepthwiseConv2DOptions, required=True)
@@ -400,7 +403,7 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
         return "depthwise_conv2d", attrs, self._bias(ins, cout)
 
-    @tflite_op("FULLY_CONNECTED", "fully_connected")
+    @tflite_op("FULLY_CONNECTED", "fully_connected", inputs=(2, 3))
     def op_fully_connected(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.FullyConnectedOptions)
@@ -434,7 +437,7 @@ class _Reader:
             raise DmxError(f"broadcast shape {list(shape)} differs from output shape {list(out.shape)}")
         return a, b, out
 
-    @tflite_op("ADD", "add")
+    @tflite_op("ADD", "add", inputs=(2, 2))
     def op_add(self, op, ins, outs):
         self._int8_io(ins, outs, 2)
         a, b, out = self._broadcastable(ins, outs)
@@ -445,7 +448,7 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "add", attrs, ins[:2]
 
-    @tflite_op("MUL", "mul")
+    @tflite_op("MUL", "mul", inputs=(2, 2))
     def op_mul(self, op, ins, outs):
         self._int8_io(ins, outs, 2)
         a, b, out = self._broadcastable(ins, outs)
@@ -475,15 +478,15 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction(), out))
         return kind, attrs, ins[:1]
 
-    @tflite_op("AVERAGE_POOL_2D", "avg_pool2d")
+    @tflite_op("AVERAGE_POOL_2D", "avg_pool2d", inputs=(1, 1))
     def op_average_pool_2d(self, op, ins, outs):
         return self._pool(op, ins, outs, "avg_pool2d")
 
-    @tflite_op("MAX_POOL_2D", "max_pool2d")
+    @tflite_op("MAX_POOL_2D", "max_pool2d", inputs=(1, 1))
     def op_max_pool_2d(self, op, ins, outs):
         return self._pool(op, ins, outs, "max_pool2d")
 
-    @tflite_op("RESHAPE", "reshape")
+    @tflite_op("RESHAPE", "reshape", inputs=(1, 2))
     def op_reshape(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if inp.size != out.size:
@@ -492,7 +495,7 @@ class _Reader:
             raise DmxError("reshape changes the dtype")
         return "reshape", {}, ins[:1]
 
-    @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp")
+    @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp", inputs=(1, 1))
     def op_softmax(self, op, ins, outs):
         self._int8_io(ins, outs)
         o = self.options(op, tflite.SoftmaxOptions, required=True)
@@ -516,7 +519,7 @@ class _Reader:
         attrs["output_scale"] = float(qo.s)
         return "softmax", attrs, ins[:1]
 
-    @tflite_op("QUANTIZE", "quantize", "requantize")
+    @tflite_op("QUANTIZE", "quantize", "requantize", inputs=(1, 1))
     def op_quantize(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if out.dtype != "int8":
@@ -530,7 +533,7 @@ class _Reader:
             return "requantize", {"input_offset": -qi.zp, "output_offset": qo.zp, "multiplier": m, "shift": s}, ins[:1]
         raise DmxError(f"QUANTIZE from {inp.dtype} is not supported")
 
-    @tflite_op("DEQUANTIZE", "dequantize")
+    @tflite_op("DEQUANTIZE", "dequantize", inputs=(1, 1))
     def op_dequantize(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if inp.dtype != "int8" or out.dtype != "float32":
@@ -540,7 +543,7 @@ class _Reader:
             raise DmxError("per-channel DEQUANTIZE is not supported")
         return "dequantize", {"scale": float(qi.s), "zero_point": qi.zp}, ins[:1]
 
-    @tflite_op("PAD", "pad")
+    @tflite_op("PAD", "pad", inputs=(2, 2))
     def op_pad(self, op, ins, outs, value=None):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         pads = self.g.tensors[ins[1]]
@@ -563,7 +566,7 @@ class _Reader:
             raise DmxError(f"PAD of {inp.dtype} is not supported")
         return "pad", {"paddings": tuple(map(tuple, p.tolist())), "value": pad_value}, ins[:1]
 
-    @tflite_op("PADV2", "pad")
+    @tflite_op("PADV2", "pad", inputs=(3, 3))
     def op_padv2(self, op, ins, outs):
         c = self.g.tensors[ins[2]]
         if c.data is None or c.size != 1:
@@ -588,7 +591,7 @@ class _Reader:
             raise DmxError(f"reduction axis {bad[0]} is outside [{-rank}, {rank}) for a {rank}-D input")
         return tuple(sorted({int(a) % rank for a in ax.data.reshape(-1)}))
 
-    @tflite_op("REDUCE_MAX", "reduce_max")
+    @tflite_op("REDUCE_MAX", "reduce_max", inputs=(2, 2))
     def op_reduce_max(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         if inp.dtype not in ("int8", "float32") or inp.dtype != out.dtype:
@@ -599,7 +602,7 @@ class _Reader:
                 raise DmxError("int8 REDUCE_MAX with different input and output quantization is not supported")
         return "reduce_max", {"axes": self._axes(ins)}, ins[:1]
 
-    @tflite_op("MEAN", "mean", "mean_float")
+    @tflite_op("MEAN", "mean", "mean_float", inputs=(2, 2))
     def op_mean(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         axes = self._axes(ins)
@@ -621,13 +624,6 @@ class _Reader:
 
 
 SUPPORTED = tuple(OPERATORS)  # the TFLite operators dmxgen reads
-# (fewest, most) inputs each operator takes; the trailing ones beyond the fewest are optional
-_ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
-          "AVERAGE_POOL_2D": (1, 1), "MAX_POOL_2D": (1, 1), "RESHAPE": (1, 2), "SOFTMAX": (1, 1),
-          "QUANTIZE": (1, 1), "DEQUANTIZE": (1, 1), "PAD": (2, 2), "PADV2": (3, 3), "REDUCE_MAX": (2, 2),
-          "MEAN": (2, 2)}
-if set(_ARITY) != set(OPERATORS):
-    raise RegistrationError(f"input counts missing in _ARITY for {sorted(set(OPERATORS) - set(_ARITY))}")
 
 
 def _softmax_float_table(beta: float, input_scale: float) -> np.ndarray:

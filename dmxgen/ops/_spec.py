@@ -116,6 +116,25 @@ class OpSpec:
         """Shapes and attrs against the tensors: a description of the first problem, or None."""
         return None
 
+    def kernel_params(self, graph, op) -> dict | None:
+        """The constants the kernel runs with, the same numbers for every target, or None.
+
+        A dict of name -> int, numpy array (a const table), `graph.loops.Walk` of (src, dst) (a
+        strided copy of input k into the output, k the walk's position among the walks) or a
+        list of Walks. The C backend prints it into the struct `dmx_<kind>_t` that
+        templates/c/kernels/<kind>.c.j2 declares and calls `dmx_<kind>_<dtype>`; the HLS backend
+        prints it into the config of templates/hls/kernels/dmx_<kind>.h and calls
+        `dmx::<kind><data_T, res_T, CFG>`. So a kind with kernel_params needs no backend code of
+        its own. None (the default): the backends have hand-written code for the kind
+        (backends/c_layers.py, backends/hls_ops.py), for kernels that choose weight formats or scratch.
+        """
+        return None
+
+    @property
+    def printed_from_params(self) -> bool:
+        """Do the backends print this kind from `kernel_params` (no per-kind backend code)?"""
+        return type(self).kernel_params is not OpSpec.kernel_params
+
     def reference(self, op, args: list, out_t) -> np.ndarray:
         """The golden kernel: numpy values of the inputs (None for an absent one) -> the output
         (`out_t` is the output Tensor; for outputs > 1 the tuple of them, and it returns one array each)."""

@@ -4,10 +4,11 @@ Copy this file to dmxgen/ops/<kind>.py (the file name is the kind), replace
 the placeholders and delete the comments that no longer help. Importing
 dmxgen.ops imports every module here whose name does not start with "_",
 so nothing else registers the kind. docs/adding-an-op.md lists the other
-files an op needs, each registering against this kind: the frontend mapping
-(`@tflite_op`), the C resolver (`@c_resolver`) and kernel template, the HLS
-builder (`@hls_builder`) and kernel, and tests/ops/test_<kind>.py, whose cases
-run against LiteRT / TFLite Micro and on every target listed in `targets` below.
+files an op needs: the frontend mappings (`@tflite_op`, the torch branch), the
+C kernel templates/c/kernels/<kind>.c.j2 and the HLS kernel
+templates/hls/kernels/dmx_<kind>.h (both printed from `kernel_params` below,
+no backend code), and tests/ops/test_<kind>.py, whose cases run against
+LiteRT / TFLite Micro and on every target listed in `targets` below.
 This file is skipped by the registry because its name starts with "_".
 """
 from __future__ import annotations
@@ -61,6 +62,13 @@ class Template(OpSpec):
         if ins[0].shape != out.shape:
             return f"output shape {list(out.shape)} should be the input's {list(ins[0].shape)}"
         return None
+
+    def kernel_params(self, graph, op) -> dict:
+        """The kernel's constants for every target: name -> int, numpy array (a table) or a
+        graph.loops.Walk (a strided copy). The C struct dmx_<kind>_t and the HLS cfg print them."""
+        a = op.a
+        return {"size": graph.tensors[op.outputs[0]].size, "output_offset": a.output_offset,
+                "act_min": a.act_min, "act_max": a.act_max}
 
     def reference(self, op, args, out_t) -> np.ndarray:
         """The golden kernel: input values (None for an absent optional input) -> output values.

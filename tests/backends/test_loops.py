@@ -15,7 +15,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from dmxgen.backends import c_render, loops
+from dmxgen.backends import c_render
+from dmxgen.graph import loops
 from dmxgen.backends.hls import TEMPLATES as HLS_TEMPLATES
 from dmxgen.backends.c_layers import C_RESOLVERS, copy_fields
 from dmxgen.backends.c_params import Field, StructMismatch, check_struct, fields

@@ -3,7 +3,9 @@ and the graph, planner and reference reading their traits instead of lists of th
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +24,9 @@ BINARY = dict(ACT, input1_offset=0, input2_offset=0, output_offset=0, output_mul
 POOL = dict(ACT, filter=(1, 1), stride=(1, 1), pad=(0, 0, 0, 0))
 REQUANTIZE = {"input_offset": 0, "output_offset": 0, "multiplier": 1 << 30, "shift": 1}
 
-# One complete, valid attrs dict per kind, written out here rather
-# than taken from the specs, so that a spec that stops accepting real attrs fails this test.
+# One complete, valid attrs dict per kind, written out here (or, for a kind added since, as
+# VALID_ATTRS in its own tests/ops/test_<kind>.py) rather than taken from the specs, so that a
+# spec that stops accepting real attrs fails this test.
 VALID = {
     "conv2d": [CONV],
     "depthwise_conv2d": [dict(CONV, depth_multiplier=1)],
@@ -49,6 +52,11 @@ VALID = {
     "lut": [{"table": np.arange(-128, 128, dtype=np.int8)}],
     "concat": [{"axis": 0}],
 }
+
+for _kind in SPECS:
+    _own = Path(__file__).with_name(f"test_{_kind}.py")
+    if _kind not in VALID and _own.exists():
+        VALID[_kind] = importlib.import_module(f"tests.ops.test_{_kind}").VALID_ATTRS
 
 
 def test_every_kind_has_a_spec_in_its_own_module():

@@ -1,5 +1,5 @@
 /* The strided copy PAD (and next CONCAT, TRANSPOSE, STRIDED_SLICE) fills in, for any element type.
- * W is a walk of dmxgen/backends/loops.py: for every index (a, b, c, d) < (n0, n1, n2, n3),
+ * W is a walk of dmxgen/graph/loops.py: for every index (a, b, c, d) < (n0, n1, n2, n3),
  * out[dst_offset + a*d0 + b*d1 + c*d2 + d*d3] = in[src_offset + a*s0 + b*s1 + c*s2 + d*s3]. */
 #ifndef DMX_COPY_H
 #define DMX_COPY_H

@@ -1,5 +1,5 @@
 /* PAD / PADV2 with a constant value: the output filled, then the input copied into place by
- * dmx_copy.h's strided copy (CFG::walk: its loops, offsets and strides; dmxgen/backends/loops.py). */
+ * dmx_copy.h's strided copy (CFG::walk: its loops, offsets and strides; dmxgen/graph/loops.py). */
 #ifndef DMX_PAD_H
 #define DMX_PAD_H
 
