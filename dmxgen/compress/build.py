@@ -183,7 +183,7 @@ class Builder:
                 mod.spec = pool_spec(node, self.mods)
                 new = self._call(g, root, name, mod, (ins[0],))
                 qsrc[new] = in_quants[0]
-            else:  # maxpool, clamp, reshape, pass, shape: the float op is exact on the grid
+            else:  # maxpool, clamp, reshape, permute, pass, shape: the float op is exact on the grid
                 if node.op == "call_module":
                     root[node.target] = self.mods[node.target]
                 new = g.node_copy(node, lambda n: env[n])

@@ -65,6 +65,8 @@ def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str, ou
                 here = "ncl" if isinstance(m, torch_nn.Conv1d) else "nchw"
         elif k == "reshape":
             here = "plain" if node.op == "call_module" or node.target in _FLATTENS else "unknown"
+        elif k == "permute":  # the exporter moves a permuted tensor back to channels first where needed
+            here = "unknown"
         elif k in ("avgpool", "maxpool") and here == "plain":
             raise DmxError(f"layer {layer_name(node)!r}: {POOL_NEEDS_CHANNELS_FIRST}")
         elif k == "avgpool" and node.op != "call_module":

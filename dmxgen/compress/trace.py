@@ -1,7 +1,7 @@
 """Trace a float nn.Module with torch.fx and say what each node is.
 
 Every node gets a kind (weighted, bn, clamp, lut, add, mul, cat, maxpool,
-avgpool, reshape, pass, shape); any other call is refused with the layer's
+avgpool, reshape, permute, pass, shape); any other call is refused with the layer's
 name, at transform time rather than at export.
 """
 from __future__ import annotations
@@ -35,6 +35,8 @@ _SHAPE_METHODS = {"size", "dim", "numel"}
 _RESHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "squeeze", "unsqueeze"}
 _RESHAPE_FUNCS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
 _PASS_FUNCS = {F.dropout, F.dropout1d, F.dropout2d}
+_PERMUTE_METHODS = {"permute", "transpose", "swapaxes"}
+_PERMUTE_FUNCS = {torch.permute, torch.transpose, torch.swapaxes}
 _CLAMP_FUNCS = {F.relu, torch.relu, F.relu6, F.hardtanh, torch.clamp, torch.clip}
 _CLAMP_METHODS = {"relu", "relu_", "clamp", "clip", "clamp_"}
 _ADD = {operator.add, torch.add, operator.iadd}
@@ -89,8 +91,10 @@ def exact_kind(node: fx.Node, mods: dict) -> str:
             return "reshape"
         return "pass" if isinstance(m, PASS_MODULES) else "other"
     if node.op == "call_method":
-        return "reshape" if t in _RESHAPE_METHODS else "other"
+        return "reshape" if t in _RESHAPE_METHODS else "permute" if t in _PERMUTE_METHODS else "other"
     if node.op == "call_function":
+        if t in _PERMUTE_FUNCS:
+            return "permute"
         if t in MAXPOOL_FUNCS:
             return "maxpool"
         if t in _RESHAPE_FUNCS:
@@ -206,6 +210,8 @@ def _call_kind(node: fx.Node, tensors: set) -> str:
             return "clamp"
         if t in _RESHAPE_FUNCS:
             return "reshape"
+        if t in _PERMUTE_FUNCS:
+            return "permute"
         if t in _PASS_FUNCS:
             return "pass"
         if t in MAXPOOL_FUNCS or t in AVGPOOL_FUNCS:
@@ -217,6 +223,8 @@ def _call_kind(node: fx.Node, tensors: set) -> str:
     else:
         if t in _RESHAPE_METHODS:
             return "reshape"
+        if t in _PERMUTE_METHODS:
+            return "permute"
         if t in _CLAMP_METHODS:
             return "clamp"
         if t == "mean":

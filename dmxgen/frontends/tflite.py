@@ -495,6 +495,20 @@ class _Reader:
             raise DmxError("reshape changes the dtype")
         return "reshape", {}, ins[:1]
 
+    @tflite_op("TRANSPOSE", "transpose", inputs=(2, 2))
+    def op_transpose(self, op, ins, outs):
+        self._int8_io(ins, outs)
+        inp, out, perm = self.g.tensors[ins[0]], self.g.tensors[outs[0]], self.g.tensors[ins[1]]
+        if perm.data is None or perm.dtype not in ("int32", "int64") or perm.data.ndim != 1:
+            raise DmxError(f"permutation {perm.name!r} must be a constant 1-D int32 or int64 tensor")
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        if qi.per_channel or qo.per_channel or (np.float32(qi.s), qi.zp) != (np.float32(qo.s), qo.zp):
+            # TFLite's kernel copies codes: the grids must agree
+            raise DmxError(f"TRANSPOSE changes the quantization ({qi.describe()} -> {qo.describe()})")
+        rank = len(inp.shape)
+        p = [int(v) + rank if int(v) < 0 else int(v) for v in perm.data]  # TFLite allows negative dims
+        return "transpose", {"perm": tuple(p)}, ins[:1]
+
     @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp", inputs=(1, 1))
     def op_softmax(self, op, ins, outs):
         self._int8_io(ins, outs)

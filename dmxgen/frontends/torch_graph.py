@@ -21,7 +21,7 @@ from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
 from ..compress.aware import torch_nn
 from ..compress.exportable import MEAN_SPATIAL_ONLY, POOL_NEEDS_CHANNELS_FIRST, inputs_message, linear_layout_message
-from ..compress.layout import graph_shape, input_layout, to_graph_order
+from ..compress.layout import graph_shape, input_layout, layout_of_rank, to_graph_order
 from ..compress.model import set_graph_builder
 from ..compress.intops import add_params, clamp_codes, conv_multipliers, mul_params, requant_params
 from ..ops import SPECS, RegistrationError
@@ -117,6 +117,7 @@ class _Exporter:
                     self.fail(str(o), "the model output is not a quantized tensor")
                 if v.perm is not None:
                     self.fail(str(o), "the output is a flattened NCHW tensor; end the model with a Linear")
+                v = self.as_layout(str(o), v, layout_of_rank(len(v.tshape), self.model))
                 self.g.outputs.append(v.name)
             return
         mod = self.mods.get(node.target) if node.op == "call_module" else None
@@ -157,6 +158,8 @@ class _Exporter:
             self.vals[node] = self.pool(node, name, pool_spec(node, self.mods), ins[0], "max_pool2d")
         elif kind == "reshape":
             self.vals[node] = self.reshape(node, name, ins[0])
+        elif kind == "permute":
+            self.vals[node] = self.permute(node, name, ins[0])
         elif kind == "pass":
             self.vals[node] = ins[0]
         else:
@@ -191,6 +194,7 @@ class _Exporter:
             attrs.update(batches=int(np.prod(x.tshape)) // q.shape[1], rounding="double")
             out = self.new_tensor(name, out_t, "plain", m.out_quant)
         else:
+            x = self.channels_first(name, x, "ncl" if q.ndim == 3 else "nchw")
             if x.perm is not None or x.layout == "plain":
                 self.fail(name, f"a convolution needs an {'NCL' if q.ndim == 3 else 'NCHW'} input")
             if q.ndim == 3:  # Conv1d -> conv2d over [N, 1, L, C]
@@ -286,6 +290,8 @@ class _Exporter:
         return out
 
     def pool(self, node, name: str, spec: dict, x: Val, kind: str) -> Val:
+        if "rank" in spec:  # a window pool (mean names its dims)
+            x = self.channels_first(name, x, "nchw" if spec["rank"] == 2 else "ncl")
         if x.layout == "plain" or x.perm is not None:
             self.fail(name, POOL_NEEDS_CHANNELS_FIRST)
         out_t = self.tshape(node)
@@ -334,22 +340,18 @@ class _Exporter:
             return x
         if x.perm is not None:
             self.fail(name, "reshaping a flattened NCHW tensor again is not supported")
+        if x.layout != "plain" and out_t != (x.tshape[0], int(np.prod(x.tshape[1:]))):
+            x = self.to_torch_order(name, x)  # a view that is not a flatten mixes dims in torch's order
         if x.layout == "plain":
             if len(out_t) == 4 and (out_t[1] == 1 or out_t[2] * out_t[3] == 1):
                 layout = "nchw"  # the memory orders agree, no data movement
-            elif len(out_t) in (3, 4) and len(out_t) != len(x.tshape):
-                self.fail(name, f"reshape {list(x.tshape)} -> {list(out_t)} into a channels-first layout "
-                          "would need a transpose")
             else:
-                layout = "plain"
+                layout = "plain"  # a conv or pool that reads it transposes it first (channels_first)
             out = self.new_tensor(name, out_t, layout, x.quant)
             self.add_op(name, "reshape", [x.name], out.name, {})
             return out
         n, c = x.tshape[0], x.tshape[1]
         spatial = int(np.prod(x.tshape[2:]))
-        if out_t != (n, c * spatial):
-            self.fail(name, f"reshape of a {x.layout.upper()} tensor {list(x.tshape)} to {list(out_t)} is not "
-                      "supported; only flatten to [N, C*H*W]")
         perm = None
         if spatial > 1 and c > 1:
             # graph order is (spatial, channel); torch's flat index is channel * spatial + position
@@ -358,6 +360,79 @@ class _Exporter:
         out = self.new_tensor(name, out_t, "plain", x.quant, perm)
         self.add_op(name, "reshape", [x.name], out.name, {})
         return out
+
+    # -- layouts: a permuted tensor is "plain" (the graph holds it in torch's order) -------
+    def permute(self, node, name: str, x: Val) -> Val:
+        """permute / transpose / swapaxes: one transpose op in the graph's order, none when the
+        graph already holds the result (x.permute(0, 2, 3, 1) of an NCHW tensor is its NHWC self)."""
+        if x.perm is not None:
+            self.fail(name, "permuting a flattened NCHW tensor is not supported")
+        rank = len(x.tshape)
+        perm = torch_perm(node, rank)
+        if x.layout == "ncl":  # [N, 1, L, C] -> [N, L, C]: the same bytes, torch dims (0, 2, 1)
+            x = self._alias(f"{name}.squeeze", x, (x.tshape[0], x.tshape[2], x.tshape[1]), "plain")
+            perm = tuple((0, 2, 1)[p] for p in perm)
+        order = GRAPH_ORDER.get(x.layout, tuple(range(rank)))  # graph dim i holds torch dim order[i]
+        q = tuple(order.index(p) for p in perm)
+        out_t = self.tshape(node)
+        out_t = (1,) + out_t[1:]
+        if q == tuple(range(rank)):
+            return Val(x.name, out_t, "plain", x.quant)
+        out = self.new_tensor(name, out_t, "plain", x.quant)
+        self.add_op(name, "transpose", [x.name], out.name, {"perm": q})
+        return out
+
+    def channels_first(self, name: str, x: Val, layout: str) -> Val:
+        """A plain [N, C, H, W] (or [N, C, L]) tensor as the graph's NHWC (or [N, 1, L, C])."""
+        if x.layout != "plain" or x.perm is not None or len(x.tshape) != {"nchw": 4, "ncl": 3}[layout]:
+            return x
+        rank = len(x.tshape)
+        perm = (0, 2, 3, 1) if rank == 4 else (0, 2, 1)
+        nhwc = self.new_tensor(f"{name}.nhwc", tuple(x.tshape[p] for p in perm), "plain", x.quant)
+        self.add_op(f"{name}.to_channels_last", "transpose", [x.name], nhwc.name, {"perm": perm})
+        if rank == 4:
+            return Val(nhwc.name, x.tshape, "nchw", x.quant)
+        return self._alias(f"{name}.unsqueeze", Val(nhwc.name, x.tshape, "plain", x.quant), x.tshape, "ncl")
+
+    def as_layout(self, name: str, x: Val, layout: str) -> Val:
+        """x in `layout`: a model output is handed over in the layout its rank implies
+        (Model.output_codes reads it so), whatever order the last op left it in."""
+        if x.layout == layout:
+            return x
+        return self.to_torch_order(name, x) if layout == "plain" else self.channels_first(name, x, layout)
+
+    def to_torch_order(self, name: str, x: Val) -> Val:
+        """An NCHW (or NCL) tensor as a plain one, its bytes in torch's order (for a view that mixes dims)."""
+        if x.layout == "ncl":
+            x = self._alias(f"{name}.squeeze", x, (x.tshape[0], x.tshape[2], x.tshape[1]), "plain")
+            perm, tshape = (0, 2, 1), (x.tshape[0], x.tshape[2], x.tshape[1])
+        else:
+            perm, tshape = (0, 3, 1, 2), x.tshape
+        out = self.new_tensor(f"{name}.channels_first", tshape, "plain", x.quant)
+        self.add_op(f"{name}.to_channels_first", "transpose", [x.name], out.name, {"perm": perm})
+        return out
+
+    def _alias(self, name: str, x: Val, tshape: tuple, layout: str) -> Val:
+        """A reshape that keeps the bytes: x seen as `tshape` in `layout`."""
+        out = self.new_tensor(name, tshape, layout, x.quant)
+        self.add_op(name, "reshape", [x.name], out.name, {})
+        return out
+
+
+GRAPH_ORDER = {"nchw": (0, 2, 3, 1)}  # graph dim i holds torch dim GRAPH_ORDER[i]
+
+
+def torch_perm(node: fx.Node, rank: int) -> tuple[int, ...]:
+    """The permutation a permute / transpose / swapaxes call applies (output dim k = input dim perm[k])."""
+    args = list(node.args[1:])
+    if node.target in ("permute", torch.permute):
+        dims = node.kwargs.get("dims", args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args)
+        return tuple(int(d) % rank for d in dims)
+    a = node.kwargs.get("dim0", node.kwargs.get("axis0", args[0] if args else None))
+    b = node.kwargs.get("dim1", node.kwargs.get("axis1", args[1] if len(args) > 1 else None))
+    perm = list(range(rank))
+    perm[int(a) % rank], perm[int(b) % rank] = perm[int(b) % rank], perm[int(a) % rank]
+    return tuple(perm)
 
 
 def model_to_graph(model, example_input: torch.Tensor) -> Graph:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dmxgen.api import Model
@@ -161,10 +162,10 @@ def test_size_dependent_refusals_come_on_the_first_calibration_batch():
             self.conv, self.conv1d = nn.Conv2d(3, 4, 3), nn.Conv1d(4, 2, 1)
 
         def forward(self, x):
-            y = torch.flatten(self.conv(x).mean((2, 3), keepdim=True), 2)  # [N, 4, 1]: flatten(2) of NCHW
-            return torch.flatten(self.conv1d(y), 1)
+            y = F.adaptive_avg_pool2d(self.conv(x), 4)  # [N, 4, 6, 6] -> 4 x 4: windows of 1 and 2
+            return torch.flatten(self.conv1d(torch.flatten(y, 2)), 1)
 
-    x = torch.randn(8, 3, 5, 5)
+    x = torch.randn(8, 3, 8, 8)
     m = Model(SqueezedPool()).transform()
     with pytest.raises(DmxError) as first_batch:
         with m.calibrating():
@@ -176,4 +177,5 @@ def test_size_dependent_refusals_come_on_the_first_calibration_batch():
     with pytest.raises(DmxError) as export:
         m2.to_graph(x[:1])
     assert str(first_batch.value) == str(export.value)
-    assert str(export.value).startswith("layer 'flatten': reshape of a NCHW tensor [1, 4, 1, 1] to [1, 4, 1]")
+    assert str(export.value).startswith("layer 'adaptive_avg_pool2d': adaptive pooling from [6, 6] to [4, 4] "
+                                        "has unequal windows")
