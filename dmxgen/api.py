@@ -87,6 +87,7 @@ def load(path, trust_pickle: bool = False):
     Uses torch.export.load (no unpickling of code). For the integer Graph use
     dmxgen.frontends.load(path).
     """
+    from .compress import kernel_ops  # noqa: F401  registers the custom ops saved softmax / matmul layers call
     from .frontends.torch import load_torch
 
     load_torch(path, trust_pickle=trust_pickle)  # refuses pickles and foreign archives with a clear message

@@ -19,6 +19,7 @@ def fuzz_tool():
 
 
 @pytest.mark.shared
+@pytest.mark.slow  # 40 s: a seeded fuzz run; `make test-slow`
 def test_seeded_fuzz_run_finds_no_defect(tmp_path):
     tool = fuzz_tool()
     models = [shared_or_skip("mlperf_tiny/kws_ref_model.tflite"), shared_or_skip("dcsr/sparse_s_90.tflite")]

@@ -20,6 +20,7 @@ from ..codecs.policy import EXPORT, Choice, PolicyError, StoragePolicy, assign
 from ..errors import DmxError
 from ..graph import Graph, Op
 from ..ops import SPECS, Registry
+from ..ops.avg_pool2d import window_ends
 from ..plan import Plan
 from ..graph import loops
 from .c_names import c_comment
@@ -285,10 +286,17 @@ class Resolver:
                               stride_w=at["stride"][1], pad_top=at["pad"][0], pad_left=at["pad"][1],
                               act_min=at["act_min"], act_max=at["act_max"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+        if op.kind == "avg_pool2d" and op.a.divisor == "window":  # its own kernel, printed with fmt "window"
+            win_h, win_w = window_ends(op.a, in_h, in_w)
+            layer.kernel, layer.struct_type = "dmx_avg_pool2d_window_s8", "dmx_avg_pool2d_window_t"
+            layer.fields += fields(win_h=win_h, win_w=win_w)
+            layer.templates = [("avg_pool2d", None), ("avg_pool2d_window", None)]  # it calls dmx_avg_round_s8
 
-    @c_resolver("avg_pool2d", {"avg_pool2d": INLINE})
+    @c_resolver("avg_pool2d", {"avg_pool2d": INLINE, "avg_pool2d_window": INLINE})
     def avg_pool2d(self, layer: Layer, op: Op, i: int) -> None:
         self._pool(layer, op)
+        if not layer.templates:  # divisor "valid": its own kernel only, so kernels.h is as before the other
+            layer.templates = [("avg_pool2d", None)]
 
     @c_resolver("max_pool2d", {"max_pool2d": INLINE})
     def max_pool2d(self, layer: Layer, op: Op, i: int) -> None:
@@ -388,15 +396,11 @@ class Resolver:
                               table=layer.array("table", np.asarray(op.attrs["table"], dtype=np.int8)))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
-    @c_resolver("concat", {"concat": INLINE})
+    @c_resolver("concat", {"concat": INLINE}, from_params=True)
     def concat(self, layer: Layer, op: Op, i: int) -> None:
-        walks = loops.concat([self.shape(n) for n in op.inputs], op.attrs["axis"])
-        where = f"layer {op.name!r} (concat)"
-        layer.kernel, layer.struct_type = "dmx_concat_s8", "dmx_concat_t"
-        layer.fields = fields(n_inputs=len(walks),
-                              copies=Structs("dmx_copy_t", [copy_fields(w.collapse(where), 1) for w in walks]))
-        items = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(op.inputs)]
-        layer.args = [Ref("list", items=items), self.out_ref(layer, op)]
+        """Printed from its spec's kernel_params; registered here, not by _register_from_params,
+        so that kernels.h keeps the order it had when concat had a resolver of its own."""
+        self.from_params(layer, op, i)
 
     @c_resolver("reshape", {"copy": INLINE})
     def reshape(self, layer: Layer, op: Op, i: int) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c"
 # Headers shared with the other targets (the HLS kernels include them too), copied into the folder as is.
 SHARED = TEMPLATES.parent / "common"
-SHARED_HEADERS = ("dmx_int.h",)
+SHARED_HEADERS = ("dmx_int.h",)  # in every export
+OPTIONAL_HEADERS = ("dmx_isqrt.h",)  # in the exports whose kernels include them (layer_norm)
 PER_LINE = 24
 
 # Helper kernels other kernels call, printed first, in dependency order (all static inline).
@@ -99,6 +100,8 @@ def kernel_files(ctx: dict) -> dict[str, str]:
     """kernels.h, kernels.c and the shared headers they include: file name -> text."""
     files = {"kernels.h": render("kernels.h.j2", **ctx), "kernels.c": render("kernels.c.j2", **ctx)}
     files.update({name: (SHARED / name).read_text(encoding="ascii") for name in SHARED_HEADERS})
+    files.update({name: (SHARED / name).read_text(encoding="ascii") for name in OPTIONAL_HEADERS
+                  if f'#include "{name}"' in files["kernels.h"] + files["kernels.c"]})
     return files
 
 

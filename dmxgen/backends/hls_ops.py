@@ -18,6 +18,7 @@ from ..codecs.policy import Choice
 from ..errors import DmxError
 from ..graph import Graph, Op
 from ..ops import SPECS, Registry
+from ..ops.avg_pool2d import window_ends
 from ..graph import loops
 
 # kind -> its builder; `alias=True`: the op moves no data (its output names its input).
@@ -209,7 +210,16 @@ def pool(c: OpContext) -> dict:
     at = c.op.attrs
     return {"n": n, "in_h": in_h, "in_w": in_w, "c": ch, "out_h": out_h, "out_w": out_w,
             "k_h": at["filter"][0], "k_w": at["filter"][1], "stride_h": at["stride"][0],
-            "stride_w": at["stride"][1], "pad_top": at["pad"][0], "pad_left": at["pad"][1], **_activation(c)}
+            "stride_w": at["stride"][1], "pad_top": at["pad"][0], "pad_left": at["pad"][1], **_activation(c),
+            **_pool_window(c.op, in_h, in_w)}
+
+
+def _pool_window(op, in_h: int, in_w: int) -> dict:
+    """An avg_pool2d with divisor "window": the padded extent its divisor counts (win_h, win_w)."""
+    if op.kind != "avg_pool2d" or op.a.divisor != "window":
+        return {}
+    win_h, win_w = window_ends(op.a, in_h, in_w)
+    return {"win_h": win_h, "win_w": win_w}
 
 
 def _rows(c: OpContext) -> dict:
@@ -316,7 +326,17 @@ def from_params(c: OpContext) -> dict:
         return out
 
     body = members(c.op.spec.kernel_params(c.graph, c.op))
-    return {"members": body, "roms": roms, "in_sizes": sizes, "out_size": out_size, "header": f"dmx_{c.op.kind}.h"}
+    # the kernel takes every activation input in order; run() only the computed ones, a constant is a ROM
+    args, const_roms = [], []
+    for k in c.op.spec.activation_inputs(c.op):
+        t = c.graph.tensors[c.op.inputs[k]]
+        if t.is_const:
+            const_roms.append(rom(f"const_in{k}", t.data, t.dtype))
+            args.append(const_roms[-1].name)
+        else:
+            args.append(f"in{len(args) - len(const_roms)}")
+    return {"members": body, "roms": roms, "in_sizes": sizes, "out_size": out_size, "header": f"dmx_{c.op.kind}.h",
+            "args": args, "const_roms": const_roms}
 
 
 def _register_from_params() -> None:

@@ -16,6 +16,7 @@ SPARSE_KERNELS: dict[str, tuple[str, ...]] = {
     "fully_connected": ("dense", "csr", "dcsr"),
     "conv2d": ("dense", "csr", "dcsr"),
     "depthwise_conv2d": ("dense",),
+    "lstm": ("dense",),  # each gate's [cell, in] or [cell, out] matrix, like an FC's
 }
 
 _ALIASES = {"conv_2d": "conv2d", "depthwise_conv_2d": "depthwise_conv2d", "fc": "fully_connected"}
@@ -34,9 +35,9 @@ def matrix_shape(op_kind: str, shape: tuple[int, ...]) -> tuple[int, int]:
     """The (rows, cols) that `as_matrix` gives for a weight of `shape`."""
     kind = op_name(op_kind)
     shape = tuple(int(x) for x in shape)
-    if kind == "fully_connected":
+    if kind in ("fully_connected", "lstm"):
         if len(shape) != 2:
-            raise CodecError(f"fully_connected weight must be [out, in], got shape {shape}")
+            raise CodecError(f"{kind} weight must be [out, in], got shape {shape}")
         return shape  # type: ignore[return-value]
     if len(shape) != 4:
         raise CodecError(f"{kind} weight must be 4-D, got shape {shape}")

@@ -3,13 +3,16 @@
 A config is a mapping (a YAML file or a dict) from a layer selector to its
 settings. Selectors: a module's qualified name (`features.0`, or a functional
 op's torch.fx node name such as `add_1`), `re:REGEX` (full match on the name)
-or `type:CLASS` (`type:Conv2d`, `type:Linear`, `type:add`). A layer takes the
-settings of every matching selector, type rules first, then regex rules, then
-its own name, each overriding the fields it sets. See docs/compression.md.
+or `type:CLASS` (`type:Conv2d`, `type:Linear`, `type:add`; `type:DepthwiseConv2d`
+and `type:DepthwiseConv1d` for a conv with groups == in_channels != 1). A layer
+takes the settings of every matching selector, type rules first (the depthwise
+ones after the others), then regex rules, then its own name, each overriding the
+fields it sets. See docs/compression.md.
 """
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +28,26 @@ FIELDS = {
     "bias_format": ("bias", lambda s: parse_format(s, "bias")),
     "weight_sparseness": ("sparseness", parse_sparseness),
     "approximation_function": ("approximation", parse_approximation),
+    "strict": ("strict", lambda v: _parse_bool(v, "strict")),
+    "requantization": ("requantization", lambda v: _parse_requantization(v)),
 }
+REQUANTIZATIONS = {"MULTIPLIER": "multiplier", "POWER_OF_TWO": "power_of_two"}
+# keys that apply wherever another one does: strict modifies weight_sparseness
+MODIFIERS = {"strict": "weight_sparseness"}
+
+
+def _parse_requantization(value) -> str:
+    """MULTIPLIER (TFLite's 32-bit multiplier and shift) or POWER_OF_TWO (a rounded shift)."""
+    key = str(value).strip().upper().replace(" ", "")
+    if key not in REQUANTIZATIONS:
+        raise ValueError(f"expected MULTIPLIER or POWER_OF_TWO, got {value!r}")
+    return REQUANTIZATIONS[key]
+
+
+def _parse_bool(value, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -38,7 +60,10 @@ class LayerConfig:
     bias: NumFormat | None = None
     sparseness: Sparseness = DENSE
     approximation: Approximation = NONE
+    strict: bool = False  # an N:M pattern that does not fit the layer is an error, not a dense layer
+    requantization: str = "multiplier"  # or power_of_two: shifts only (PSA-Compress's FPGA designs)
     set_fields: frozenset = frozenset()
+    warnings: tuple[str, ...] = ()  # what the transform changed from the config (an N:M pattern skipped)
 
 
 @dataclass
@@ -52,6 +77,11 @@ class Rule:
     def rank(self) -> int:
         return 0 if self.selector.startswith("type:") else 1 if self.selector.startswith("re:") else 2
 
+    @property
+    def precedence(self) -> tuple:
+        """Order of application: type, then regex, then name rules; a depthwise type after the others."""
+        return self.rank, self.selector.lower().startswith("type:depthwise"), self.order
+
 
 @dataclass
 class LayerInfo:
@@ -62,6 +92,29 @@ class LayerInfo:
     fields: frozenset  # config keys that apply to this layer
     note: str = ""  # why other keys do not apply (e.g. "is fused into conv1")
     module: str = ""  # the module's qualified name when it is called more than once under other names
+    also: tuple[str, ...] = ()  # further type names it answers to (DepthwiseConv2d: type_aliases)
+
+
+def type_aliases(m) -> tuple[str, ...]:
+    """DepthwiseConv2d / DepthwiseConv1d for a Conv2d / Conv1d with groups == in_channels != 1."""
+    from .aware import torch_class
+
+    cls = torch_class(m).__name__
+    if cls in ("Conv1d", "Conv2d") and m.groups == m.in_channels != 1:
+        return (f"Depthwise{cls}",)
+    return ()
+
+
+def fit_sparseness(cfg: LayerConfig, layer, name: str) -> LayerConfig:
+    """An N:M pattern needs the input dim to be a multiple of M: unless `strict`, a layer where it is
+    not stays dense, with a warning (in the layer's config and from Python's warnings)."""
+    sp, inner = cfg.sparseness, layer.weight.shape[1]
+    if sp.kind != "nm" or cfg.strict or inner % sp.m == 0:
+        return cfg
+    msg = (f"layer {name!r} ({type(layer).__name__}): {sp.spelled()} skipped, its input dimension ({inner}) is "
+           f"not a multiple of {sp.m}; the layer stays dense (strict: true makes this an error)")
+    warnings.warn(msg, stacklevel=2)
+    return replace(cfg, sparseness=DENSE, warnings=cfg.warnings + (msg,))
 
 
 def load_config(config) -> list[Rule]:
@@ -104,6 +157,9 @@ def load_config(config) -> list[Rule]:
                 settings[attr] = parse(value)
             except ValueError as e:
                 raise DmxError(f"{where}: {key}: {e}") from None
+        for key, base in MODIFIERS.items():
+            if key in body and base not in body:
+                raise DmxError(f"{where}: {key} needs {base} in the same rule")
         rules.append(Rule(selector, settings, tuple(body), order))
     return rules
 
@@ -111,7 +167,7 @@ def load_config(config) -> list[Rule]:
 def _matches(rule: Rule, layer: LayerInfo) -> bool:
     sel = rule.selector
     if sel.startswith("type:"):
-        return sel[5:].lower() == layer.type.lower()
+        return sel[5:].lower() in {t.lower() for t in (layer.type, *layer.also)}
     if sel.startswith("re:"):
         return re.fullmatch(sel[3:], layer.name) is not None
     return sel in (layer.name, layer.module)
@@ -126,7 +182,7 @@ def resolve(rules: list[Rule], layers: list[LayerInfo], aliases: dict[str, str] 
     """
     aliases = aliases or {}
     out = {layer.name: LayerConfig() for layer in layers}
-    for rule in sorted(rules, key=lambda r: (r.rank, r.order)):
+    for rule in sorted(rules, key=lambda r: r.precedence):
         where = f"{source}: {rule.selector!r}"
         if rule.rank == 2 and rule.selector in aliases and rule.selector not in out:
             raise DmxError(f"{where}: {aliases[rule.selector]}")
@@ -138,7 +194,7 @@ def resolve(rules: list[Rule], layers: list[LayerInfo], aliases: dict[str, str] 
         for layer in hits:
             for key in rule.fields:
                 attr = FIELDS[key][0]
-                if key not in layer.fields:
+                if MODIFIERS.get(key, key) not in layer.fields:
                     if rule.rank == 2:
                         why = f" ({layer.note})" if layer.note else ""
                         raise DmxError(f"{where}: {key} does not apply to layer {layer.name!r} "

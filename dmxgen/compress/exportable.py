@@ -14,9 +14,10 @@ import torch.fx as fx
 
 from ..errors import DmxError
 from .aware import torch_nn
-from .pools import pool_spec
+from .pools import pool_spec, reduce_spec
 
 MEAN_SPATIAL_ONLY = "mean is supported over the spatial dims only"
+REDUCE_DIMS = "mean, amax and amin are supported over neighbouring dims, not over the batch dim"
 POOL_NEEDS_CHANNELS_FIRST = "pooling needs an NCHW or NCL input"
 _FLATTENS = {torch.flatten, "flatten"}
 
@@ -67,22 +68,30 @@ def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str, ou
             here = "plain" if node.op == "call_module" or node.target in _FLATTENS else "unknown"
         elif k == "permute":  # the exporter moves a permuted tensor back to channels first where needed
             here = "unknown"
-        elif k in ("avgpool", "maxpool") and here == "plain":
+        elif k in ("avgpool", "maxpool") and here == "plain" and not is_reduction(node, k, mods):
             raise DmxError(f"layer {layer_name(node)!r}: {POOL_NEEDS_CHANNELS_FIRST}")
-        elif k == "avgpool" and node.op != "call_module":
-            spec = pool_spec(node, mods)
-            if spec["type"] == "mean":
-                _check_mean(layer_name(node), spec, here)
-                if not spec["keepdim"]:
-                    here = "plain"
+        elif is_reduction(node, k, mods):  # mean / amax / amin over dims
+            here = reduced_layout(layer_name(node), reduce_spec(node) if k == "reduce" else pool_spec(node, mods), here)
         layout[node] = here
 
 
-def _check_mean(name: str, spec: dict, layout: str) -> None:
-    if layout == "unknown":  # rank unknown: only the batch and channel dims are surely not spatial
-        bad = any(d in (0, 1) for d in spec["dims"])
-    else:
-        rank = 4 if layout == "nchw" else 3
-        bad = {d % rank for d in spec["dims"]} != (set(range(2, rank)))
-    if bad:
-        raise DmxError(f"layer {name!r}: {MEAN_SPATIAL_ONLY}")
+def is_reduction(node: fx.Node, kind: str, mods: dict) -> bool:
+    """amax / amin, or a mean over dims (not a window pool)."""
+    return kind == "reduce" or (kind == "avgpool" and node.op != "call_module" and pool_spec(node, mods)["type"] == "mean")
+
+
+def reduced_layout(name: str, spec: dict, layout: str) -> str:
+    """The layout after mean / amax / amin over spec's dims; refuses the batch dim and dims that are not
+    neighbours (the exporter pools the graph tensor viewed as [before, reduced, 1, after])."""
+    rank = {"nchw": 4, "ncl": 3}.get(layout)
+    dims = spec["dims"]
+    if rank is not None:
+        dims = tuple(d % rank for d in dims)
+        if set(dims) == set(range(2, rank)):  # spatial: a global pool in the graph's own layout
+            return layout if spec["keepdim"] else "plain"
+    same_sign = all(d >= 0 for d in dims) or all(d < 0 for d in dims)
+    ordered = sorted(set(dims))
+    if 0 in dims or (same_sign and ordered != list(range(ordered[0], ordered[-1] + 1))):
+        raise DmxError(f"layer {name!r}: {REDUCE_DIMS}")
+    return "unknown" if layout == "unknown" and spec["keepdim"] else "plain"
+

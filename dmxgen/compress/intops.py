@@ -16,7 +16,8 @@ import torch
 
 # The constants both frontends derive from scales (MUL in double, as TFLite Micro does) are graph/quant_params.py's.
 from ..graph.quant_params import (  # noqa: F401 - re-exported for the layers and the exporter
-    ADD_LEFT_SHIFT, activation_name, add_params, clamp_range, conv_multipliers, mul_params, requant_params)
+    ADD_LEFT_SHIFT, activation_name, add_params, clamp_range, conv_multipliers, mul_params, pot_multipliers,
+    requant_params, sub_params)
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -51,19 +52,29 @@ def mbqm(x: torch.Tensor, multiplier, shift) -> torch.Tensor:
     return rounding_divide_by_pot(srdhm(shifted, multiplier), right)
 
 
+def mbqm_single(x: torch.Tensor, multiplier, shift) -> torch.Tensor:
+    """MultiplyByQuantizedMultiplier with one rounding, (x * m + 2**(t-1)) >> t, t = 31 - shift
+    (graph/fixedpoint.py multiply_by_quantized_multiplier_single); broadcasting."""
+    total = 31 - torch.as_tensor(shift, dtype=torch.int64)
+    half = torch.bitwise_left_shift(torch.ones_like(total), total - 1)
+    return torch.bitwise_right_shift(x * torch.as_tensor(multiplier, dtype=torch.int64) + half, total)
+
+
 def clamp_codes(clamp, scale: float, zp: int, qmin: int, qmax: int) -> tuple[str, int, int]:
     """(activation name, act_min, act_max): the clamp's bounds on the output grid (graph/quant_params.py)."""
     lo, hi = clamp
     return (activation_name(lo, hi), *clamp_range(lo, hi, scale, zp, qmin, qmax))
 
 
-def add_codes(qa: torch.Tensor, qb: torch.Tensor, za: int, zb: int, zo: int, p: dict) -> torch.Tensor:
-    """The int8 ADD kernel before the clamp, on int64 code tensors."""
+def add_codes(qa: torch.Tensor, qb: torch.Tensor, za: int, zb: int, zo: int, p: dict,
+              subtract: bool = False) -> torch.Tensor:
+    """The int8 ADD kernel (SUB with `subtract` and sub_params: the rescaled b subtracted) before the
+    clamp, on int64 code tensors."""
     x1 = (qa - za) * (1 << p["left_shift"])
     x2 = (qb - zb) * (1 << p["left_shift"])
     s1 = mbqm(x1, p["input1_multiplier"], p["input1_shift"])
     s2 = mbqm(x2, p["input2_multiplier"], p["input2_shift"])
-    return mbqm(_wrap32(s1 + s2), p["output_multiplier"], p["output_shift"]) + zo
+    return mbqm(_wrap32(s1 - s2 if subtract else s1 + s2), p["output_multiplier"], p["output_shift"]) + zo
 
 
 def mul_codes(qa: torch.Tensor, qb: torch.Tensor, za: int, zb: int, zo: int, p: dict) -> torch.Tensor:

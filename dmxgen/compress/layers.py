@@ -16,8 +16,9 @@ from torch import nn
 
 from .aware import torch_nn
 from .formats import NumFormat
-from .intops import add_codes, add_params, clamp_codes, conv_multipliers, mbqm, mul_codes, mul_params, requant_params
-from .quant import ActQuant, fake_quant_weight, quantize_bias, round_half_away, ste
+from .intops import (add_codes, add_params, clamp_codes, conv_multipliers, mbqm, mbqm_single, mul_codes,
+                     mul_params, pot_multipliers, requant_params, sub_params)
+from .quant import ActQuant, fake_quant_weight, quantize_bias, round_half_away, ste, weight_scales
 from .sparsity import DENSE, Sparseness, compute_mask
 
 
@@ -66,7 +67,7 @@ class QuantWeighted(_HasInputs):
         self.set_inputs([None])
         with torch.no_grad():
             w, _ = self.folded(masked=False)
-            self.weight_mask.copy_(compute_mask(w, sparseness))
+            self.weight_mask.copy_(self.out_major(compute_mask(w, sparseness)))
 
     def extra_repr(self) -> str:
         act = "" if self.clamp == (None, None) else f", clamp={self.clamp}"
@@ -76,10 +77,24 @@ class QuantWeighted(_HasInputs):
     def is_conv(self) -> bool:
         return isinstance(self.layer, nn.modules.conv._ConvNd)
 
+    def out_major(self, w: torch.Tensor) -> torch.Tensor:
+        """The layer's weight (or mask) with output channels first: as stored, except for
+        ConvTranspose2d's [Cin, Cout, ...] (compress/decoders.py); its own inverse."""
+        return w
+
     def folded(self, masked: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight, bias) in float with the mask applied and the BatchNorm folded in."""
-        w = self.layer.weight * self.weight_mask if masked else self.layer.weight
+        w = self.out_major(self.layer.weight * self.weight_mask if masked else self.layer.weight)
         b = self.layer.bias if self.layer.bias is not None else torch.zeros(w.shape[0], device=w.device)
+        if getattr(self, "pre_bn", None) is not None:  # a BatchNorm before the conv (compress/affine.py fold_into)
+            from .affine import fold_ahead
+
+            w, b = fold_ahead(w, b, self.pre_bn)
+        if self.bn is not None and not hasattr(self.bn, "running_var"):  # an Affine behind a Linear
+            from .affine import bn_scale_shift
+
+            s, t = bn_scale_shift(self.bn)
+            return w * s.reshape(-1, 1), b * s + t
         if self.bn is not None:
             bn = self.bn
             inv = torch.rsqrt(bn.running_var + bn.eps)
@@ -92,7 +107,7 @@ class QuantWeighted(_HasInputs):
     def quantized(self):
         """(w_hat, w_codes, w_scales, b_hat, b_codes or None): what forward uses and export stores."""
         w, b = self.folded()
-        w_hat, w_codes, w_scales = fake_quant_weight(w, self.wfmt)
+        w_hat, w_codes, w_scales = fake_quant_weight(w, self.wfmt, self.pot_scales(w))
         inq = self.in_quant
         if self._ready(inq):
             b_hat, b_codes = quantize_bias(b, inq.qparams()[0], w_scales.expand(w.shape[0]))
@@ -123,12 +138,34 @@ class QuantWeighted(_HasInputs):
     def _compute(self, x, w, b):
         return self.layer._conv_forward(x, w, b) if self.is_conv else F.linear(x, w, b)
 
+    pot = False  # power-of-two requantization (config `requantization: POWER_OF_TWO`)
+
+    def pot_scales(self, w: torch.Tensor) -> torch.Tensor | None:
+        """With `pot` and both grids calibrated: the weight scales moved so that s_in * s_w / s_out
+        is a power of two per channel (graph/quant_params.py pot_multipliers); else None."""
+        if not (self.pot and self._ready(self.in_quant, self.out_quant)):
+            return None
+        base = weight_scales(w, self.wfmt)
+        scales, _, _ = pot_multipliers(self.in_quant.qparams()[0], base.detach().numpy(), self.out_quant.qparams()[0])
+        return torch.from_numpy(scales)
+
+    def multipliers(self, s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, np.ndarray]:
+        """(multiplier, shift) per output channel: TFLite's, or 2**30 with shift S + 1 under `pot`."""
+        if self.pot:
+            return pot_multipliers(s_in, w_scales, s_out)[1:]
+        return conv_multipliers(s_in, w_scales, s_out)
+
+    @property
+    def rounding(self) -> str:
+        """The requantization's rounding: single makes a power-of-two multiplier an exact rounded shift."""
+        return "single" if self.pot else "double"
+
     def requant_consts(self, w_scales: torch.Tensor):
         """(multiplier, shift) int64 tensors shaped to broadcast over output channels, act_min, act_max."""
         s_in, _ = self.in_quant.qparams()
         s_out, zp_out = self.out_quant.qparams()
-        cout = self.layer.weight.shape[0]
-        mult, shift = conv_multipliers(s_in, w_scales.detach().expand(cout).numpy(), s_out)
+        cout = self.out_major(self.layer.weight).shape[0]
+        mult, shift = self.multipliers(s_in, w_scales.detach().expand(cout).numpy(), s_out)
         shape = (1, cout, 1) if isinstance(self.layer, torch_nn.Conv1d) else (1, cout, 1, 1) if self.is_conv else (cout,)
         fmt = self.out_quant.fmt
         _, amin, amax = clamp_codes(self.clamp, s_out, zp_out, fmt.qmin, fmt.qmax)
@@ -142,12 +179,29 @@ class QuantWeighted(_HasInputs):
         _, zp_out = self.out_quant.qparams()
         # float64 sums of integers below 2**53 are exact
         acc = self._compute((codes_in - zp_in).to(torch.float64), w_codes.to(torch.float64), b_codes.to(torch.float64))
-        q = mbqm(torch.round(acc).to(torch.int64), mult, shift) + zp_out
+        q = (mbqm_single if self.pot else mbqm)(torch.round(acc).to(torch.int64), mult, shift) + zp_out
         return torch.clamp(q, amin, amax)
 
 
+BINARY_OPS = ("add", "sub", "mul", "maximum", "minimum")  # the ops of two tensors QuantBinary computes
+_FLOAT_OPS = dict(zip(BINARY_OPS, (torch.add, torch.sub, torch.mul, torch.maximum, torch.minimum)))
+
+
+def on_grid(codes: torch.Tensor, q: ActQuant, out: ActQuant) -> torch.Tensor:
+    """int64 codes of quantizer q on out's grid: requantized as the exported requantize op does, or
+    unchanged when the two grids are one."""
+    (si, zi), (so, zo) = q.qparams(), out.qparams()
+    if (np.float32(si), zi) == (np.float32(so), zo):
+        return codes
+    m, sh = requant_params(si, so)
+    return torch.clamp(mbqm(codes - zi, m, sh) + zo, out.fmt.qmin, out.fmt.qmax)
+
+
 class QuantBinary(_HasInputs):
-    """Elementwise add or multiply of two tensors, with a fused clamp and an output quantizer."""
+    """Elementwise add, subtract, multiply, maximum or minimum of two tensors, with a fused clamp
+    (not for maximum / minimum) and an output quantizer. maximum and minimum compare codes on one
+    grid, as TFLite does: an input on another grid is first requantized onto the output's (the
+    exporter writes that requantize op too)."""
 
     def __init__(self, op: str, ofmt: NumFormat, clamp=(None, None), name: str = ""):
         super().__init__()
@@ -160,17 +214,20 @@ class QuantBinary(_HasInputs):
         return self.op
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        y = apply_clamp(a + b if self.op == "add" else a * b, self.clamp)
+        y = apply_clamp(_FLOAT_OPS[self.op](a, b), self.clamp)
         qa, qb = self.in_quants
         if not self._ready(qa, qb, self.out_quant):
             return self.out_quant(y)
         with torch.no_grad():
             (sa, za), (sb, zb), (so, zo) = qa.qparams(), qb.qparams(), self.out_quant.qparams()
             ca, cb = qa.codes(a).to(torch.int64), qb.codes(b).to(torch.int64)
-            if self.op == "add":
-                raw = add_codes(ca, cb, za, zb, zo, add_params(sa, sb, so))
-            else:
+            if self.op in ("add", "sub"):
+                params = (add_params if self.op == "add" else sub_params)(sa, sb, so)
+                raw = add_codes(ca, cb, za, zb, zo, params, subtract=self.op == "sub")
+            elif self.op == "mul":
                 raw = mul_codes(ca, cb, za, zb, zo, mul_params(sa, sb, so))
+            else:
+                raw = _FLOAT_OPS[self.op](on_grid(ca, qa, self.out_quant), on_grid(cb, qb, self.out_quant))
             fmt = self.out_quant.fmt
             _, amin, amax = clamp_codes(self.clamp, so, zo, fmt.qmin, fmt.qmax)
             codes = torch.clamp(raw, amin, amax)
@@ -246,17 +303,8 @@ class QuantCat(_HasInputs):
         y = torch.cat(xs, dim=self.dim)
         if not self._ready(*self.in_quants, self.out_quant):
             return self.out_quant(y)
-        so, zo = self.out_quant.qparams()
-        fmt = self.out_quant.fmt
-        parts = []
         with torch.no_grad():
-            for x, q in zip(xs, self.in_quants):
-                si, zi = q.qparams()
-                codes = q.codes(x).to(torch.int64)
-                if (np.float32(si), zi) != (np.float32(so), zo):
-                    m, sh = requant_params(si, so)
-                    codes = torch.clamp(mbqm(codes - zi, m, sh) + zo, fmt.qmin, fmt.qmax)
-                parts.append(codes)
+            parts = [on_grid(q.codes(x).to(torch.int64), q, self.out_quant) for x, q in zip(xs, self.in_quants)]
         return self.out_quant.attach(y, self.out_quant.dequantize(torch.cat(parts, dim=self.dim)))
 
 

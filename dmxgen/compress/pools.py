@@ -1,8 +1,8 @@
 """Pooling layers and calls -> one normalized description (type, kernel, stride, padding).
 
-The tracer uses it to refuse what the integer kernels cannot do (ceil_mode,
-dilation, averages that count padding) at transform time; the exporter uses
-it to fill the pooling op's attrs.
+The tracer uses it to refuse what the integer kernels cannot do (dilation,
+return_indices, divisor_override) at transform time; the exporter uses it to
+fill the pooling op's attrs (ceil_mode and count_include_pad: `window_attrs`).
 """
 from __future__ import annotations
 
@@ -35,6 +35,28 @@ def _sig_adaptive(input, output_size):
 
 def _sig_mean(input, dim=None, keepdim=False, dtype=None):
     return locals()
+
+
+def _sig_amax(input, dim=(), keepdim=False):
+    return locals()
+
+
+REDUCE_FUNCS = {torch.amax: "max", torch.amin: "min"}
+REDUCE_METHODS = {"amax": "max", "amin": "min"}
+
+
+def reduce_spec(node: fx.Node) -> dict:
+    """torch.amax / amin (or the methods): {"type": "max" | "min", "dims", "keepdim"}."""
+    typ = REDUCE_FUNCS.get(node.target) or REDUCE_METHODS[node.target]
+    a = _sig_amax(*node.args, **node.kwargs)
+    return {"type": typ, **_dims(node.name, f"a{typ}", a["dim"], a["keepdim"])}
+
+
+def _dims(name: str, what: str, dims, keepdim) -> dict:
+    if dims is None or dims in ((), []):
+        raise DmxError(f"layer {name!r}: {what} over all dimensions is not supported; give the dims")
+    dims = tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
+    return {"dims": tuple(int(d) for d in dims), "keepdim": bool(keepdim)}
 
 
 def _pair(v, rank: int) -> tuple:
@@ -75,11 +97,7 @@ def _call_pool_spec(node: fx.Node) -> dict:
                 "output_size": a["output_size"]}
     else:  # mean
         a = _sig_mean(*node.args, **node.kwargs)
-        dims = a["dim"]
-        if dims is None:
-            raise DmxError(f"layer {name!r}: mean over all dimensions is not supported; give the spatial dims")
-        dims = tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
-        return {"type": "mean", "dims": tuple(int(d) for d in dims), "keepdim": bool(a["keepdim"])}
+        return {"type": "mean", **_dims(name, "mean", a["dim"], a["keepdim"])}
     rank = 1 if t in (F.max_pool1d, F.avg_pool1d) else 2
     return _normalize(name, a, typ, rank)
 
@@ -88,9 +106,23 @@ def _normalize(name: str, a: dict, typ: str, rank: int) -> dict:
     k = _pair(a["kernel_size"], rank)
     s = _pair(a["stride"] if a["stride"] not in (None, [], ()) else a["kernel_size"], rank)
     p = _pair(a["padding"], rank)
-    if a.get("ceil_mode") or a.get("return_indices") or _pair(a.get("dilation", 1), rank) != (1,) * rank:
-        raise DmxError(f"layer {name!r}: pooling with ceil_mode, return_indices or dilation is not supported")
-    if typ == "avg" and ((any(p) and a.get("count_include_pad")) or a.get("divisor_override")):
-        raise DmxError(f"layer {name!r}: the integer kernel averages over the window inside the image; use "
-                       "count_include_pad=False with padding and no divisor_override")
-    return {"type": typ, "rank": rank, "kernel": k, "stride": s, "padding": p}
+    if a.get("return_indices") or _pair(a.get("dilation", 1), rank) != (1,) * rank:
+        raise DmxError(f"layer {name!r}: pooling with return_indices or dilation is not supported")
+    if typ == "avg" and a.get("divisor_override"):
+        raise DmxError(f"layer {name!r}: avg pooling with divisor_override is not supported")
+    return {"type": typ, "rank": rank, "kernel": k, "stride": s, "padding": p, "ceil_mode": bool(a.get("ceil_mode")),
+            "count_include_pad": typ == "avg" and bool(a.get("count_include_pad")) and any(p)}
+
+
+def window_attrs(spec: dict, in_sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> dict:
+    """The pooling op's pad (top, left, bottom, right) and, for an average that counts the padding,
+    its divisor: PyTorch's ceil_mode is extra bottom / right padding, exact as the kernels skip
+    out-of-image taps, and left out of the "window" divisor as PyTorch leaves it out of its count."""
+    k, s, p = spec["kernel"], spec["stride"], spec["padding"]
+    if spec["rank"] == 1:
+        k, s, p = (1,) + k, (1,) + s, (0,) + p
+    extra = tuple(max(0, (o - 1) * st + kk - (i + 2 * pp)) for i, o, kk, st, pp in zip(in_sizes, out_sizes, k, s, p))
+    attrs = {"filter": k, "stride": s, "pad": (p[0], p[1], p[0] + extra[0], p[1] + extra[1])}
+    if spec.get("count_include_pad"):
+        attrs.update(divisor="window", overhang=extra)
+    return attrs

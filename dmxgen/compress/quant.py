@@ -142,9 +142,11 @@ def weight_scales(w: torch.Tensor, fmt: NumFormat) -> torch.Tensor:
     return (m / fmt.qmax).to(torch.float32)
 
 
-def fake_quant_weight(w: torch.Tensor, fmt: NumFormat) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(dequantized weight with STE gradient, integer codes, scales per channel or [1])."""
-    scales = weight_scales(w, fmt)
+def fake_quant_weight(w: torch.Tensor, fmt: NumFormat,
+                      scales: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dequantized weight with STE gradient, integer codes, scales per channel or [1]); `scales`
+    replaces the symmetric ones (power-of-two requantization moves them)."""
+    scales = weight_scales(w, fmt) if scales is None else scales
     view = scales.reshape(-1, *([1] * (w.dim() - 1))) if scales.numel() > 1 else scales
     q = torch.clamp(round_half_away(w / view), -fmt.qmax, fmt.qmax)
     return ste(w, q * view), q.detach(), scales

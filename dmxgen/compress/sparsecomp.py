@@ -417,7 +417,7 @@ def set_density(model: Model, name: str, density: float) -> None:
     sp = Sparseness("topk", density=float(density))
     with torch.no_grad():
         w, _ = layer.folded(masked=False)
-        layer.weight_mask.copy_(compute_mask(w, sp))
+        layer.weight_mask.copy_(layer.out_major(compute_mask(w, sp)))  # the mask has the layer's weight's shape
     set_label(model, name, density)
 
 

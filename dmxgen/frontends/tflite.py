@@ -16,9 +16,10 @@ import numpy as np
 from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
 from ..graph.quant_params import (activation_range, add_params, conv_multipliers, mul_params, requant_params,
-                                  softmax_gemmlowp_params)
+                                  softmax_gemmlowp_params, sub_params)
 from ..ops import SPECS, RegistrationError
 from . import regular_file_size
+from . import tflite_slices as slices
 from .tflite_checks import (check_padding, check_quantization, check_shape, check_weights,
                             check_window, check_work, window_scratch)
 
@@ -41,6 +42,7 @@ _TYPES = {
 # filled by @tflite_op; SUPPORTED and the support table (dmxgen/support.py) are read from it.
 OPERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
 ARITY: dict[str, tuple[int, int]] = {}  # operator -> (fewest, most) inputs, from @tflite_op
+MANY_OUTPUTS: set[str] = set()  # operators with several outputs (SPLIT): their mapping returns one op per output
 SEMANTICS = ("tflite", "tflm")
 SUPPORT_TABLE = "see 'Supported operators' in README.md"
 # why a custom operator is there, for the ones users meet
@@ -50,9 +52,11 @@ _CUSTOM_HINTS = {
 }
 
 
-def tflite_op(name: str, *kinds: str, inputs: tuple[int, int]) -> Callable:
+def tflite_op(name: str, *kinds: str, inputs: tuple[int, int], many_outputs: bool = False) -> Callable:
     """Register a _Reader method as the mapping of TFLite operator `name` to one of `kinds`;
-    `inputs`: the (fewest, most) inputs the operator takes, the ones beyond the fewest optional."""
+    `inputs`: the (fewest, most) inputs the operator takes, the ones beyond the fewest optional.
+    A mapping returns (kind, attrs, inputs), or a list of (kind, attrs, inputs, outputs), one per op
+    it lowers to (`many_outputs`: the operator writes several tensors, SPLIT)."""
     unknown = [k for k in kinds if k not in SPECS]
     if unknown or not kinds:
         raise ValueError(f"tflite_op({name!r}): {unknown or 'no'} op kinds")
@@ -62,6 +66,8 @@ def tflite_op(name: str, *kinds: str, inputs: tuple[int, int]) -> Callable:
             raise ValueError(f"TFLite operator {name} is mapped twice")
         OPERATORS[name] = (method, kinds)
         ARITY[name] = inputs
+        if many_outputs:
+            MANY_OUTPUTS.add(name)
         return method
 
     return decorate
@@ -253,14 +259,19 @@ class _Reader:
         try:
             self._check_arity(opname, ins, outs)
             self._check_values(ins[:1], outs)  # before the handler divides by a dimension
-            kind, attrs, ins = handler(self, op, ins, outs)
-            self._check_values(ins, outs)
+            made = handler(self, op, ins, outs)
+            made = made if isinstance(made, list) else [(*made, outs)]
+            for _, _, op_ins, op_outs in made:
+                self._check_values(op_ins, op_outs)
         except DmxError as e:
             raise DmxError(f"{where}: {e}") from None
-        if kind not in kinds:  # a bug in the mapping, not in the model
-            raise RegistrationError(f"the {opname} mapping made a {kind} op; it is registered for {', '.join(kinds)}")
-        # named after the operator's first kind, so a split kind (requantize) keeps its layer's name
-        self.g.ops.append(Op(f"{kinds[0]}_{index}", kind, ins, outs, attrs))
+        for k, (kind, attrs, op_ins, op_outs) in enumerate(made):
+            if kind not in kinds:  # a bug in the mapping, not in the model
+                raise RegistrationError(f"the {opname} mapping made a {kind} op; it is registered for {', '.join(kinds)}")
+            # named after the operator's first kind, so a split kind (requantize) keeps its layer's name;
+            # of several ops, the one writing the operator's outputs keeps it, the others get _<k>
+            name = f"{kinds[0]}_{index}" if op_outs == outs else f"{kinds[0]}_{index}_{k}"
+            self.g.ops.append(Op(name, kind, op_ins, op_outs, attrs))
 
     @staticmethod
     def _check_arity(opname: str, ins: list[str], outs: list[str]) -> None:
@@ -272,7 +283,10 @@ class _Reader:
         missing = [j for j in range(least) if not ins[j]]
         if missing:
             raise DmxError(f"input {missing[0]} is absent (tensor index -1) but required")
-        if len(outs) != 1:
+        if opname in MANY_OUTPUTS:
+            if not outs:
+                raise DmxError(f"has no outputs; {opname} writes at least one")
+        elif len(outs) != 1:
             raise DmxError(f"has {len(outs)} outputs; dmxgen reads operators with exactly one")
 
     def _check_values(self, ins: list[str], outs: list[str]) -> None:
@@ -427,6 +441,14 @@ class _Reader:
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "fully_connected", attrs, self._bias(ins, cout)
 
+    # optional inputs lie among the first 20 (CIFG, peephole, projection): read_lstm counts them
+    @tflite_op("UNIDIRECTIONAL_SEQUENCE_LSTM", "lstm", inputs=(1, 24))
+    def op_unidirectional_sequence_lstm(self, op, ins, outs):
+        from .tflite_lstm import read_lstm
+
+        o = self.options(op, tflite.UnidirectionalSequenceLSTMOptions, required=True)
+        return read_lstm(self, op, ins, outs, o, _ACTNAME.get(o.FusedActivationFunction(), "?"))
+
     def _broadcastable(self, ins, outs):
         a, b, out = (self.g.tensors[n] for n in (ins[0], ins[1], outs[0]))
         try:
@@ -458,6 +480,36 @@ class _Reader:
                  **mul_params(qa.s, qb.s, qo.s, float32_product=self.semantics == "tflite")}
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "mul", attrs, ins[:2]
+
+    @tflite_op("SUB", "sub", inputs=(2, 2))
+    def op_sub(self, op, ins, outs):
+        self._int8_io(ins, outs, 2)
+        a, b, out = self._broadcastable(ins, outs)
+        qa, qb, qo = (self._need_quant(t, "SUB") for t in (a, b, out))
+        o = self.options(op, tflite.SubOptions)  # pot_scale_int16 concerns int16 SUB only
+        attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
+                 **sub_params(qa.s, qb.s, qo.s)}
+        attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
+        return "sub", attrs, ins[:2]
+
+    @tflite_op("MAXIMUM", "maximum", inputs=(2, 2))
+    def op_maximum(self, op, ins, outs):
+        return self._select(op, ins, outs, "maximum")
+
+    @tflite_op("MINIMUM", "minimum", inputs=(2, 2))
+    def op_minimum(self, op, ins, outs):
+        return self._select(op, ins, outs, "minimum")
+
+    def _select(self, op, ins, outs, kind):
+        """MAXIMUM / MINIMUM compare codes: TFLite gives the output the inputs' grid, so all three must agree."""
+        self._int8_io(ins, outs, 2)
+        self.options(op, tflite.MaximumMinimumOptions)  # an empty table; another type is refused
+        a, b, out = self._broadcastable(ins, outs)
+        qs = [self._need_quant(t, kind.upper()) for t in (a, b, out)]
+        if any(q.per_channel for q in qs) or len({(np.float32(q.s), q.zp) for q in qs}) != 1:
+            raise DmxError(f"{kind.upper()} needs its inputs and output on one quantization grid, got "
+                           f"{qs[0].describe()}, {qs[1].describe()} -> {qs[2].describe()}")
+        return kind, {}, ins[:2]
 
     def _pool(self, op, ins, outs, kind):
         self._int8_io(ins, outs)
@@ -508,6 +560,217 @@ class _Reader:
         rank = len(inp.shape)
         p = [int(v) + rank if int(v) < 0 else int(v) for v in perm.data]  # TFLite allows negative dims
         return "transpose", {"perm": tuple(p)}, ins[:1]
+
+    def _const_size(self, name: str, what: str, want: tuple[int, ...]) -> None:
+        """A constant int32 shape input (TRANSPOSE_CONV's output_shape, RESIZE_*'s size) equal to `want`."""
+        t = self.g.tensors[name]
+        if t.data is None or t.dtype != "int32" or t.shape != (len(want),):
+            raise DmxError(f"{what} {t.name!r} must be a constant int32 vector of {len(want)}")
+        if tuple(int(v) for v in t.data) != want:
+            raise DmxError(f"{what} {[int(v) for v in t.data]} differs from the output tensor's {list(want)}")
+
+    @tflite_op("TRANSPOSE_CONV", "transpose_conv", inputs=(3, 4))
+    def op_transpose_conv(self, op, ins, outs):
+        shape, wname, x = ins[0], ins[1], ins[2]
+        self._int8_io([x], outs)
+        o = self.options(op, tflite.TransposeConvOptions, required=True)
+        w = self.g.tensors[wname]
+        check_weights(w)
+        if len(w.shape) != 4:
+            raise DmxError(f"weight {w.name!r} must be a constant OHWI tensor")
+        cout, kh, kw, cin = w.shape
+        inp, out = self._nhwc([x], outs)
+        if inp.shape[3] != cin:
+            raise DmxError(f"input has {inp.shape[3]} channels, weights expect {cin}")
+        if out.shape[3] != cout or out.shape[0] != inp.shape[0]:
+            raise DmxError(f"output shape {list(out.shape)} should have batch {inp.shape[0]} and {cout} channels")
+        self._const_size(shape, "output_shape", out.shape)
+        check_window("stride", o.StrideH(), o.StrideW())
+        check_window("filter size", kh, kw)
+        # Prepare: the padding of the forward conv from the output's size (ComputePaddingHeightWidth);
+        # the kernel offsets the scatter by its "before" half only.
+        want_h, pt, _ = _padding(o.Padding(), out.shape[1], kh, o.StrideH(), 1)
+        want_w, pl, _ = _padding(o.Padding(), out.shape[2], kw, o.StrideW(), 1)
+        if self.semantics == "tflite" and (want_h, want_w) != inp.shape[1:3]:  # LiteRT's Prepare; TFLM runs it
+            raise DmxError(f"input {list(inp.shape)} should be {want_h}x{want_w} for output_shape "
+                           f"{list(out.shape)} with this padding and stride (LiteRT refuses it; TFLite Micro "
+                           "runs it: --semantics tflm)")
+        check_work(out.size * 8 + inp.size // cin * cout * 8, inp.size * kh * kw * cout)
+        attrs = {"stride": (o.StrideH(), o.StrideW()), "pad": (pt, pl),
+                 "input_offset": -self._need_quant(inp, "input").zp,
+                 "output_offset": self._need_quant(out, "output").zp}
+        attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, out, cout)
+        attrs.update(self._act(o.FusedActivationFunction(), out))
+        bias = self._bias([x, wname] + ins[3:4], cout)
+        return "transpose_conv", attrs, bias
+
+    def _resize(self, op, ins, outs, cls, name: str) -> dict:
+        self._int8_io(ins, outs)
+        inp, out = self._nhwc(ins, outs)
+        self._const_size(ins[1], "size", out.shape[1:3])
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        if qi.per_channel or qo.per_channel or (np.float32(qi.s), qi.zp) != (np.float32(qo.s), qo.zp):
+            # TFLite's int8 kernels interpolate codes: the grids must agree
+            raise DmxError(f"{name} changes the quantization ({qi.describe()} -> {qo.describe()})")
+        o = self.options(op, cls)
+        return {"align_corners": int(bool(o and o.AlignCorners())),
+                "half_pixel_centers": int(bool(o and o.HalfPixelCenters()))}
+
+    @tflite_op("RESIZE_NEAREST_NEIGHBOR", "resize_nearest", inputs=(2, 2))
+    def op_resize_nearest_neighbor(self, op, ins, outs):
+        attrs = self._resize(op, ins, outs, tflite.ResizeNearestNeighborOptions, "RESIZE_NEAREST_NEIGHBOR")
+        return "resize_nearest", attrs, ins[:1]
+
+    @tflite_op("RESIZE_BILINEAR", "resize_bilinear", inputs=(2, 2))
+    def op_resize_bilinear(self, op, ins, outs):
+        attrs = self._resize(op, ins, outs, tflite.ResizeBilinearOptions, "RESIZE_BILINEAR")
+        if attrs["align_corners"] and attrs["half_pixel_centers"]:  # LiteRT's Prepare refuses it too
+            raise DmxError("align_corners and half_pixel_centers are both set; RESIZE_BILINEAR allows one")
+        return "resize_bilinear", attrs, ins[:1]
+
+    # -- slices, splits, squeezes and concatenation: they copy codes (tflite_slices.py) ------------
+    def _slice_op(self, opname: str, inp: Tensor, out: Tensor, r) -> tuple:
+        if r.out_shape != out.shape:
+            raise DmxError(f"output shape {list(out.shape)} differs from the computed {list(r.out_shape)}")
+        slices.check_same_grid(opname, inp, out)
+        return "strided_slice", {"begin": r.begin, "end": r.end, "step": r.step}, [inp.name]
+
+    @tflite_op("STRIDED_SLICE", "strided_slice", inputs=(4, 4))
+    def op_strided_slice(self, op, ins, outs):
+        self._int8_io(ins, outs)
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        begin, end, strides = (slices.const_ints(self.g.tensors[n], w) for n, w in zip(ins[1:], ("begin", "end", "strides")))
+        o = self.options(op, tflite.StridedSliceOptions)
+        masks = {} if o is None else {
+            "begin_mask": o.BeginMask(), "end_mask": o.EndMask(), "ellipsis_mask": o.EllipsisMask(),
+            "new_axis_mask": o.NewAxisMask(), "shrink_axis_mask": o.ShrinkAxisMask(),
+            "offset": bool(o.Offset()) if hasattr(o, "Offset") else False}
+        return self._slice_op("STRIDED_SLICE", inp, out, slices.strided_slice(inp.shape, begin, end, strides, **masks))
+
+    @tflite_op("SLICE", "strided_slice", inputs=(3, 3))
+    def op_slice(self, op, ins, outs):
+        self._int8_io(ins, outs)
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        begin, size = (slices.const_ints(self.g.tensors[n], w) for n, w in zip(ins[1:], ("begin", "size")))
+        return self._slice_op("SLICE", inp, out, slices.slice_(inp.shape, begin, size))
+
+    @staticmethod
+    def _split_axis(inp: Tensor, axis_t: Tensor) -> int:
+        rank = len(inp.shape)
+        axis = slices.const_ints(axis_t, "axis")
+        if len(axis) != 1 or not -rank <= axis[0] < rank:
+            raise DmxError(f"axis {axis} must be one value in [{-rank}, {rank})")
+        return axis[0] % rank
+
+    def _split(self, opname: str, inp: Tensor, axis: int, sizes, outs) -> list:
+        if len(sizes) != len(outs):
+            raise DmxError(f"{len(sizes)} pieces but {len(outs)} output tensors")
+        made = []
+        for r, name in zip(slices.split(inp.shape, axis, sizes), outs):
+            self._int8_io([], [name])
+            made.append((*self._slice_op(opname, inp, self.g.tensors[name], r), [name]))
+        return made
+
+    @tflite_op("SPLIT", "strided_slice", inputs=(2, 2), many_outputs=True)
+    def op_split(self, op, ins, outs):
+        axis_t, inp = self.g.tensors[ins[0]], self.g.tensors[ins[1]]
+        self._int8_io([inp.name], [])
+        o = self.options(op, tflite.SplitOptions)
+        n = o.NumSplits() if o is not None else len(outs)
+        axis = self._split_axis(inp, axis_t)
+        dim = inp.shape[axis]
+        if n != len(outs) or n < 1 or dim % n:
+            raise DmxError(f"num_splits {n} must equal the {len(outs)} outputs and divide the axis' {dim} elements")
+        return self._split("SPLIT", inp, axis, [dim // n] * n, outs)
+
+    @tflite_op("SPLIT_V", "strided_slice", inputs=(3, 3), many_outputs=True)
+    def op_split_v(self, op, ins, outs):
+        inp, axis_t = self.g.tensors[ins[0]], self.g.tensors[ins[2]]
+        self._int8_io([inp.name], [])
+        sizes = slices.const_ints(self.g.tensors[ins[1]], "size_splits")
+        axis = self._split_axis(inp, axis_t)
+        dim = inp.shape[axis]
+        if sizes.count(-1) == 1:  # one size left for TFLite to infer
+            sizes[sizes.index(-1)] = dim - (sum(sizes) + 1)
+        if any(s < 0 for s in sizes) or sum(sizes) != dim:
+            raise DmxError(f"size_splits {sizes} do not add up to the axis' {dim} elements")
+        return self._split("SPLIT_V", inp, axis, sizes, outs)
+
+    def _reshape_to(self, opname: str, ins, outs, want) -> tuple:
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if tuple(want) != out.shape:
+            raise DmxError(f"output shape {list(out.shape)} differs from the computed {list(want)}")
+        if inp.dtype != out.dtype:
+            raise DmxError(f"{opname} changes the dtype")
+        slices.check_same_grid(opname, inp, out)
+        return "reshape", {}, ins[:1]
+
+    @tflite_op("SQUEEZE", "reshape", inputs=(1, 1))
+    def op_squeeze(self, op, ins, outs):
+        shape = self.g.tensors[ins[0]].shape
+        o = self.options(op, tflite.SqueezeOptions)
+        dims = [int(d) for d in o.SqueezeDimsAsNumpy()] if o is not None and o.SqueezeDimsLength() else []
+        bad = [d for d in dims if not -len(shape) <= d < len(shape) or shape[d] != 1]
+        if bad:
+            raise DmxError(f"squeeze_dims {dims}: dim {bad[0]} is not a dim of size 1 of {list(shape)}")
+        drop = {d % len(shape) for d in dims} if dims else {i for i, d in enumerate(shape) if d == 1}
+        return self._reshape_to("SQUEEZE", ins, outs, [d for i, d in enumerate(shape) if i not in drop])
+
+    @tflite_op("EXPAND_DIMS", "reshape", inputs=(2, 2))
+    def op_expand_dims(self, op, ins, outs):
+        shape = list(self.g.tensors[ins[0]].shape)
+        axis = slices.const_ints(self.g.tensors[ins[1]], "axis")
+        if len(axis) != 1 or not -len(shape) - 1 <= axis[0] <= len(shape):
+            raise DmxError(f"axis {axis} must be one value in [{-len(shape) - 1}, {len(shape)}]")
+        at = axis[0] + len(shape) + 1 if axis[0] < 0 else axis[0]
+        return self._reshape_to("EXPAND_DIMS", ins, outs, shape[:at] + [1] + shape[at:])
+
+    @tflite_op("CONCATENATION", "concat", "requantize", inputs=(1, 4096))
+    def op_concatenation(self, op, ins, outs):
+        self._int8_io(ins, outs, len(ins))
+        out = self.g.tensors[outs[0]]
+        o = self.options(op, tflite.ConcatenationOptions)
+        if o is not None and o.FusedActivationFunction() != ActivationFunctionType.NONE:
+            raise DmxError(f"fused activation {_ACTNAME.get(o.FusedActivationFunction())} is not supported "
+                           "(only NONE)")
+        rank, axis = len(out.shape), o.Axis() if o is not None else 0
+        if not -rank <= axis < rank:
+            raise DmxError(f"axis {axis} is outside [{-rank}, {rank})")
+        qo = self._need_quant(out, "output")
+        made, names = [], []
+        for k, name in enumerate(ins):  # an input on another grid is requantized first, as torch.cat's export does
+            qi = self._need_quant(self.g.tensors[name], "input")
+            if (np.float32(qi.s), qi.zp) == (np.float32(qo.s), qo.zp):
+                names.append(name)
+                continue
+            t = self.g.tensors[name]
+            moved = f"{outs[0]}.in{k}"
+            self.g.add_tensor(Tensor(moved, t.shape, "int8", QuantParams(qo.scale, qo.zero_point)))
+            m, s = requant_params(qi.s, qo.s)
+            made.append(("requantize", {"input_offset": -qi.zp, "output_offset": qo.zp, "multiplier": m, "shift": s},
+                         [name], [moved]))
+            names.append(moved)
+        return made + [("concat", {"axis": axis % rank}, names, outs)]
+
+    @tflite_op("BATCH_MATMUL", "batch_matmul", inputs=(2, 2))
+    def op_batch_matmul(self, op, ins, outs):
+        from ..graph.quant_params import batch_matmul_params
+
+        self._int8_io(ins, outs, 2)
+        o = self.options(op, tflite.BatchMatMulOptions)
+        (lhs, rhs), out = (self.g.tensors[n] for n in ins[:2]), self.g.tensors[outs[0]]
+        for side, t in (("lhs", lhs), ("rhs", rhs)):
+            if t.is_const:  # the kernels take two activations; a constant rhs is a FULLY_CONNECTED
+                raise DmxError(f"{side} {t.name!r} is a constant; BATCH_MATMUL of a constant is not supported")
+        qa, qb, qo = (self._need_quant(t, side) for t, side in ((lhs, "lhs"), (rhs, "rhs"), (out, "output")))
+        for t, q in ((lhs, qa), (rhs, qb), (out, qo)):
+            if q.per_channel:  # TFLite's int8 kernel reads one scale per tensor
+                raise DmxError(f"tensor {t.name!r} is quantized per channel; BATCH_MATMUL takes one scale per tensor")
+        adj_x, adj_y = (int(o.AdjX()), int(o.AdjY())) if o is not None else (0, 0)
+        attrs = {"adj_x": adj_x, "adj_y": adj_y, "lhs_offset": -qa.zp, "rhs_offset": -qb.zp,
+                 "output_offset": qo.zp, "act_min": -128, "act_max": 127,  # no fused activation
+                 **batch_matmul_params(qa.s, qb.s, qo.s)}
+        return "batch_matmul", attrs, ins[:2]
 
     @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp", inputs=(1, 1))
     def op_softmax(self, op, ins, outs):
@@ -560,6 +823,31 @@ class _Reader:
     @tflite_op("PAD", "pad", inputs=(2, 2))
     def op_pad(self, op, ins, outs, value=None):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        p = self._pad_amounts(ins, outs)
+        if inp.dtype == "int8":
+            pad_value = self._need_quant(out, "output").zp if value is None else value
+        elif inp.dtype == "float32":
+            pad_value = 0.0 if value is None else value
+        else:
+            raise DmxError(f"PAD of {inp.dtype} is not supported")
+        return "pad", {"paddings": tuple(map(tuple, p.tolist())), "value": pad_value}, ins[:1]
+
+    @tflite_op("MIRROR_PAD", "mirror_pad", inputs=(2, 2))
+    def op_mirror_pad(self, op, ins, outs):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        p = self._pad_amounts(ins, outs)
+        if inp.dtype != "int8" or out.dtype != "int8":
+            raise DmxError(f"MIRROR_PAD of {inp.dtype} -> {out.dtype} is not supported (int8 only)")
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        if qi.s != qo.s or qi.zp != qo.zp:
+            raise DmxError("MIRROR_PAD with different input and output quantization is not supported")
+        o = self.options(op, tflite.MirrorPadOptions)
+        mirror = "symmetric" if o is not None and o.Mode() == tflite.MirrorPadMode.SYMMETRIC else "reflect"
+        return "mirror_pad", {"paddings": tuple(map(tuple, p.tolist())), "mirror": mirror}, ins[:1]
+
+    def _pad_amounts(self, ins, outs) -> np.ndarray:
+        """PAD's and MIRROR_PAD's [rank, 2] constant amounts, checked against the output's shape."""
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         pads = self.g.tensors[ins[1]]
         if pads.data is None or pads.dtype not in ("int32", "int64"):
             raise DmxError(f"padding amounts {pads.name!r} must be a constant int32 or int64 tensor")
@@ -572,13 +860,7 @@ class _Reader:
         want = tuple(int(d + a + b) for d, (a, b) in zip(inp.shape, p))
         if want != out.shape:
             raise DmxError(f"padded shape {list(want)} differs from output shape {list(out.shape)}")
-        if inp.dtype == "int8":
-            pad_value = self._need_quant(out, "output").zp if value is None else value
-        elif inp.dtype == "float32":
-            pad_value = 0.0 if value is None else value
-        else:
-            raise DmxError(f"PAD of {inp.dtype} is not supported")
-        return "pad", {"paddings": tuple(map(tuple, p.tolist())), "value": pad_value}, ins[:1]
+        return p
 
     @tflite_op("PADV2", "pad", inputs=(3, 3))
     def op_padv2(self, op, ins, outs):
@@ -616,6 +898,16 @@ class _Reader:
                 raise DmxError("int8 REDUCE_MAX with different input and output quantization is not supported")
         return "reduce_max", {"axes": self._axes(ins)}, ins[:1]
 
+    @tflite_op("REDUCE_MIN", "reduce_min", inputs=(2, 2))
+    def op_reduce_min(self, op, ins, outs):
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        if inp.dtype != "int8" or out.dtype != "int8":
+            raise DmxError(f"REDUCE_MIN of {inp.dtype} -> {out.dtype} is not supported (int8 only)")
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        if qi.s != qo.s or qi.zp != qo.zp:
+            raise DmxError("REDUCE_MIN with different input and output quantization is not supported")
+        return "reduce_min", {"axes": self._axes(ins)}, ins[:1]
+
     @tflite_op("MEAN", "mean", "mean_float", inputs=(2, 2))
     def op_mean(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
@@ -634,6 +926,25 @@ class _Reader:
         fold = min(count.bit_length() - 1, 32, 31 + s)
         attrs["mean_multiplier"], attrs["mean_shift"] = (m << fold) // count, s - fold
         return "mean", attrs, ins[:1]
+
+    @tflite_op("PRELU", "prelu", inputs=(2, 2))
+    def op_prelu(self, op, ins, outs):
+        from .tflite_prelu import prelu_attrs  # the broadcast alpha as a repeating table
+
+        self._int8_io(ins, outs, 2)
+        inp, alpha, out = (self.g.tensors[n] for n in (ins[0], ins[1], outs[0]))
+        qi, qa, qo = self._need_quant(inp, "input"), self._need_quant(alpha, "alpha"), self._need_quant(out, "output")
+        return "prelu", prelu_attrs(inp, alpha, out, qi, qa, qo, float32=self.semantics == "tflite"), ins[:1]
+
+    @tflite_op("LEAKY_RELU", "prelu", inputs=(1, 1))
+    def op_leaky_relu(self, op, ins, outs):
+        from .tflite_prelu import leaky_relu_attrs
+
+        self._int8_io(ins, outs)
+        o = self.options(op, tflite.LeakyReluOptions, required=True)
+        inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
+        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
+        return "prelu", leaky_relu_attrs(float(o.Alpha()), inp, out, qi, qo), ins[:1]
 
 
 

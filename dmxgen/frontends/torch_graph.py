@@ -23,8 +23,11 @@ from ..compress.aware import torch_nn
 from ..compress.exportable import MEAN_SPATIAL_ONLY, POOL_NEEDS_CHANNELS_FIRST, inputs_message, linear_layout_message
 from ..compress.layout import graph_shape, input_layout, layout_of_rank, to_graph_order
 from ..compress.model import set_graph_builder
-from ..compress.intops import add_params, clamp_codes, conv_multipliers, mul_params, requant_params
+from ..compress.pools import window_attrs
+from ..compress.intops import add_params, clamp_codes, conv_multipliers, mul_params, requant_params, sub_params
 from ..ops import SPECS, RegistrationError
+from ..compress.slicing import TUPLES
+from .torch_slices import graph_attrs
 
 
 @dataclass
@@ -101,7 +104,13 @@ class _Exporter:
         return tuple(int(d) for d in tm.shape)
 
     def visit(self, node: fx.Node) -> None:
+        from ..compress.affine import QuantAffine, QuantPReLU
+        from ..compress.decoders import QuantResize
         from ..compress.layers import QuantAvgPool, QuantBinary, QuantCat, QuantLUT, QuantWeighted
+        from ..compress.psa_quant import QuantInterp
+        from ..compress.matmul import QuantMatmul, matmul_operands
+        from ..compress.softmax import QuantSoftmax
+        from ..compress.layernorm import QuantLayerNorm
         from ..compress.quant import ActQuant
 
         from ..compress.trace import exact_kind
@@ -148,8 +157,25 @@ class _Exporter:
             lo, hi = mod.out_quant.fmt.qmin, mod.out_quant.fmt.qmax
             self.add_op(name, "lut", [ins[0].name], v.name, {"table": np.clip(table, lo, hi).astype(np.int8)})
             self.vals[node] = v
+        elif isinstance(mod, QuantInterp):
+            self.vals[node] = self.interp_table(node, name, mod, ins[0])
+        elif isinstance(mod, QuantLayerNorm):
+            self.vals[node] = self.layer_norm(node, name, mod, ins[0])
+        elif isinstance(mod, QuantSoftmax):
+            self.vals[node] = self.softmax(node, name, mod, ins[0])
+        elif isinstance(mod, QuantMatmul):  # operands in order (x @ x lists x once in all_input_nodes)
+            self.vals[node] = self.matmul(node, name, mod, [self.vals[a] for a in matmul_operands(node)])
         elif isinstance(mod, QuantCat):
             self.vals[node] = self.cat(node, name, mod, ins)
+        elif isinstance(mod, (QuantAffine, QuantPReLU)):  # per-channel layers (frontends/torch_affine.py)
+            from .torch_affine import export_affine, export_prelu
+
+            export = export_prelu if isinstance(mod, QuantPReLU) else export_affine
+            self.vals[node] = export(self, node, name, mod, ins[0])
+        elif isinstance(mod, QuantResize):  # Upsample / interpolate (frontends/torch_decoders.py)
+            from .torch_decoders import export_resize
+
+            self.vals[node] = export_resize(self, node, name, mod, ins[0])
         elif isinstance(mod, QuantAvgPool):
             self.vals[node] = self.pool(node, name, mod.spec, ins[0], "avg_pool2d")
         elif kind == "maxpool":
@@ -160,8 +186,15 @@ class _Exporter:
             self.vals[node] = self.reshape(node, name, ins[0])
         elif kind == "permute":
             self.vals[node] = self.permute(node, name, ins[0])
+        elif kind == "slice":
+            self.vals[node] = self.slice(node, name, ins[0])
         elif kind == "pass":
             self.vals[node] = ins[0]
+        elif kind == "reduce":  # amax / amin
+            from ..compress.pools import reduce_spec
+            from .torch_reduce import export_reduce
+
+            self.vals[node] = export_reduce(self, node, name, ins[0], reduce_spec(node))
         else:
             self.fail(name, f"cannot be exported ({node.op} {node.target})")
 
@@ -176,7 +209,7 @@ class _Exporter:
         s_out, zp_out = m.out_quant.qparams()
         scales = w_scales.numpy().astype(np.float32)
         scales_c = scales if scales.size == cout else np.full(cout, scales[0], np.float32)
-        mult, shift = conv_multipliers(s_in, scales_c, s_out)
+        mult, shift = m.multipliers(s_in, scales_c, s_out)
         fmt = m.out_quant.fmt
         act, amin, amax = clamp_codes(m.clamp, s_out, zp_out, fmt.qmin, fmt.qmax)
         attrs = {"input_offset": -zp_in, "output_offset": zp_out}
@@ -191,7 +224,7 @@ class _Exporter:
                 q = q[:, x.perm]
             kind = "fully_connected"
             weight = q
-            attrs.update(batches=int(np.prod(x.tshape)) // q.shape[1], rounding="double")
+            attrs.update(batches=int(np.prod(x.tshape)) // q.shape[1], rounding=m.rounding)
             out = self.new_tensor(name, out_t, "plain", m.out_quant)
         else:
             x = self.channels_first(name, x, "ncl" if q.ndim == 3 else "nchw")
@@ -206,9 +239,20 @@ class _Exporter:
                 stride, dil = tuple(layer.stride), tuple(layer.dilation)
                 ph, pw = self._conv_pad(layer, name, x, 2)
                 pad = (ph[0], pw[0], ph[1], pw[1])
+            if getattr(layer, "padding_mode", "zeros") != "zeros":  # reflect / replicate: a mirror_pad first
+                from .torch_pad import export_mirror_pad
+
+                x, pad = export_mirror_pad(self, name, x, layer, pad), (0, 0, 0, 0)
             groups, cin = layer.groups, layer.in_channels
             attrs.update(stride=stride, dilation=dil, pad=pad)
-            if groups == 1:
+            if m.pot:  # conv2d's attrs leave the default (double) rounding out
+                attrs["rounding"] = m.rounding
+            if isinstance(layer, torch.nn.ConvTranspose2d):  # output y = input y * stride - padding + ky;
+                # output_padding only lengthens the output (its shape): explicit pads, ops/transpose_conv.py
+                kind, weight = "transpose_conv", q.transpose(0, 2, 3, 1)
+                del attrs["dilation"]
+                attrs["pad"] = pad[:2]
+            elif groups == 1:
                 kind, weight = "conv2d", q.transpose(0, 2, 3, 1)
             elif groups == cin and cout % cin == 0:
                 kind, weight = "depthwise_conv2d", q[:, 0].transpose(1, 2, 0)[None]
@@ -225,7 +269,7 @@ class _Exporter:
                 weight = dense
             out = self.new_tensor(name, out_t, x.layout, m.out_quant)
         attrs.update(multiplier=mult, shift=shift, activation=act, act_min=amin, act_max=amax)
-        if m.wfmt.bits == 4:
+        if m.wfmt.bits == 4 and kind != "transpose_conv":  # transpose_conv reads int8-stored weights
             attrs["weight_bits"] = 4
         wname = self.const(f"{name}.weight", weight, "int8", wq)
         bq = QuantParams((np.float32(s_in) * scales_c).astype(np.float32), np.zeros(cout, np.int64),
@@ -257,11 +301,14 @@ class _Exporter:
                 a.perm is not None and not np.array_equal(a.perm, b.perm)):
             self.fail(name, f"{m.op} of tensors in different layouts ({a.layout}, {b.layout})")
         out = self.new_tensor(name, self.tshape(node), a.layout, m.out_quant, a.perm)
+        if m.op in ("maximum", "minimum"):  # TFLite compares codes: the inputs go onto the output's grid
+            self.add_op(name, m.op, [self.on_grid(name, i, v, m.out_quant) for i, v in enumerate(ins)], out.name, {})
+            return out
         (sa, za), (sb, zb), (so, zo) = a.quant.qparams(), b.quant.qparams(), m.out_quant.qparams()
         fmt = m.out_quant.fmt
         act, amin, amax = clamp_codes(m.clamp, so, zo, fmt.qmin, fmt.qmax)
         attrs = {"input1_offset": -za, "input2_offset": -zb, "output_offset": zo}
-        attrs.update(add_params(sa, sb, so) if m.op == "add" else mul_params(sa, sb, so))
+        attrs.update({"add": add_params, "sub": sub_params, "mul": mul_params}[m.op](sa, sb, so))
         attrs.update(activation=act, act_min=amin, act_max=amax)
         self.add_op(name, m.op, [a.name, b.name], out.name, attrs)
         return out
@@ -273,23 +320,57 @@ class _Exporter:
         rank = len(ins[0].tshape)
         dim = m.dim % rank
         axis = {"nchw": {0: 0, 1: 3, 2: 1, 3: 2}, "ncl": {0: 0, 1: 3, 2: 2}}.get(layout, {}).get(dim, dim)
-        so, zo = m.out_quant.qparams()
-        names = []
-        for i, v in enumerate(ins):
-            si, zi = v.quant.qparams()
-            if (np.float32(si), zi) == (np.float32(so), zo):
-                names.append(v.name)
-                continue
-            r = self.new_tensor(f"{name}.in{i}", v.tshape, layout, m.out_quant)
-            mult, shift = requant_params(si, so)
-            self.add_op(f"{name}.requant{i}", "requantize", [v.name], r.name,
-                        {"input_offset": -zi, "output_offset": zo, "multiplier": mult, "shift": shift})
-            names.append(r.name)
+        names = [self.on_grid(name, i, v, m.out_quant) for i, v in enumerate(ins)]
         out = self.new_tensor(name, self.tshape(node), layout, m.out_quant)
         self.add_op(name, "concat", names, out.name, {"axis": axis})
         return out
 
+    def on_grid(self, name: str, i: int, v: Val, q) -> str:
+        """v's tensor on quantizer q's grid: v itself, or the output of a requantize op `name.requant<i>`
+        (the fake-quantized layer requantizes the same way: compress/layers.py on_grid)."""
+        (si, zi), (so, zo) = v.quant.qparams(), q.qparams()
+        if (np.float32(si), zi) == (np.float32(so), zo):
+            return v.name
+        r = self.new_tensor(f"{name}.in{i}", v.tshape, v.layout, q, v.perm)
+        mult, shift = requant_params(si, so)
+        self.add_op(f"{name}.requant{i}", "requantize", [v.name], r.name,
+                    {"input_offset": -zi, "output_offset": zo, "multiplier": mult, "shift": shift})
+        return r.name
+
+    def softmax(self, node, name: str, m, x: Val) -> Val:
+        """A softmax_gemmlowp op over the graph's last dim: torch's last dim of a plain tensor, or the
+        channels (dim 1) of an NCHW / NCL one; the last dim of one of those goes to torch's order first."""
+        rank = len(x.tshape)
+        dim = m.dim % rank
+        if x.layout != "plain" and dim == rank - 1 and dim != 1:
+            x = self.to_torch_order(name, x)
+        last = 1 if x.layout != "plain" else rank - 1
+        if dim != last:
+            self.fail(name, f"softmax over dim {m.dim} of a {rank}-D tensor is not supported; only over the "
+                      "last dim (or the channels of a Conv output)")
+        out = self.new_tensor(name, self.tshape(node), x.layout, m.out_quant, x.perm)
+        self.add_op(name, "softmax_gemmlowp", [x.name], out.name, m.attrs())
+        return out
+
+    def matmul(self, node, name: str, m, ins: list[Val]) -> Val:
+        """A batch_matmul op of two activations of one rank, 3 to 5 (dim 0 is the batch), in torch's order."""
+        ranks = [len(v.tshape) for v in ins]
+        if len(set(ranks)) != 1 or not 3 <= ranks[0] <= 5:
+            self.fail(name, f"matmul of tensors of ranks {ranks} is not supported; both need one rank, 3 to 5 "
+                      "(the first dim is the batch)")
+        if any(v.perm is not None for v in ins):
+            self.fail(name, "matmul of a flattened NCHW tensor is not supported")
+        a, b = (v if v.layout == "plain" else self.to_torch_order(f"{name}.{side}", v)
+                for v, side in zip(ins, ("lhs", "rhs")))
+        out = self.new_tensor(name, self.tshape(node), "plain", m.out_quant)
+        self.add_op(name, "batch_matmul", [a.name, b.name], out.name, m.attrs())
+        return out
+
     def pool(self, node, name: str, spec: dict, x: Val, kind: str) -> Val:
+        from .torch_reduce import export_reduce, is_global_pool
+
+        if spec["type"] == "mean" and not is_global_pool(spec, x):  # over the tokens, the channels, ...
+            return export_reduce(self, node, name, x, spec)
         if "rank" in spec:  # a window pool (mean names its dims)
             x = self.channels_first(name, x, "nchw" if spec["rank"] == 2 else "ncl")
         if x.layout == "plain" or x.perm is not None:
@@ -297,6 +378,7 @@ class _Exporter:
         out_t = self.tshape(node)
         gs = graph_shape(x.tshape, x.layout)
         ih, iw = gs[1], gs[2]
+        divisor: dict = {}  # an average that counts the padding (compress/pools.py window_attrs)
         if spec["type"] == "adaptive":
             osz = spec["output_size"]
             osz = osz if isinstance(osz, (list, tuple)) else (osz,) * spec["rank"]
@@ -315,13 +397,12 @@ class _Exporter:
                 self.fail(name, MEAN_SPATIAL_ONLY)
             kernel, stride, pad = (ih, iw), (ih, iw), (0, 0, 0, 0)
         else:
-            k, s, p = spec["kernel"], spec["stride"], spec["padding"]
-            if spec["rank"] == 1:
-                k, s, p = (1,) + k, (1,) + s, (0,) + p
-            kernel, stride, pad = k, s, (p[0], p[1], p[0], p[1])
+            divisor = window_attrs(spec, (ih, iw), graph_shape(out_t, x.layout)[1:3])
+            kernel, stride, pad = divisor.pop("filter"), divisor.pop("stride"), divisor.pop("pad")
         fmt = x.quant.fmt
         attrs = {"filter": tuple(int(v) for v in kernel), "stride": tuple(int(v) for v in stride),
-                 "pad": tuple(int(v) for v in pad), "activation": "NONE", "act_min": fmt.qmin, "act_max": fmt.qmax}
+                 "pad": tuple(int(v) for v in pad), "activation": "NONE", "act_min": fmt.qmin, "act_max": fmt.qmax,
+                 **divisor}
         pooled_t = out_t
         if spec["type"] == "mean" and not spec["keepdim"]:
             pooled_t = x.tshape[:2] + (1,) * (len(x.tshape) - 2)
@@ -331,6 +412,16 @@ class _Exporter:
             flat = self.new_tensor(f"{name}.flat", out_t, "plain", x.quant)
             self.add_op(f"{name}.reshape", "reshape", [out.name], flat.name, {})
             return flat
+        return out
+
+    def layer_norm(self, node, name: str, mod, x: Val) -> Val:
+        """LayerNorm over the last torch dim of a plain tensor ([N, T, D] tokens): one layer_norm op."""
+        if x.layout != "plain" or x.perm is not None:
+            what = "flattened NCHW" if x.perm is not None else x.layout.upper()
+            self.fail(name, f"LayerNorm over the last dim of a {what} tensor is not supported; it needs a plain "
+                            "tensor whose last dim is the features ([N, T, D])")
+        out = self.new_tensor(name, (1,) + self.tshape(node)[1:], "plain", mod.out_quant)
+        self.add_op(name, "layer_norm", [x.name], out.name, mod.int_attrs())
         return out
 
     def reshape(self, node, name: str, x: Val) -> Val:
@@ -361,6 +452,23 @@ class _Exporter:
         self.add_op(name, "reshape", [x.name], out.name, {})
         return out
 
+    def interp_table(self, node, name: str, m, x: Val) -> Val:
+        """A learnable per-feature activation as a lut_interp op: its features must be the graph's last dim."""
+        rank = len(x.tshape)
+        dim = m.fn.dim % rank
+        last = {"nchw": 1, "ncl": 1}.get(x.layout, rank - 1)
+        if dim != last or x.perm is not None:
+            self.fail(name, f"{m.label} over dim {m.fn.dim} of a {x.layout} {list(x.tshape)} tensor; the tables "
+                      "need the features on the channel dim (NCHW/NCL) or the last dim")
+        if m.fn.features != x.tshape[dim]:
+            self.fail(name, f"{m.label} has {m.fn.features} features, its input {x.tshape[dim]}")
+        out = self.new_tensor(name, self.tshape(node), x.layout, m.out_quant)
+        table = m.table().numpy()
+        lo, hi = m.out_quant.fmt.qmin, m.out_quant.fmt.qmax
+        self.add_op(name, "lut_interp", [x.name], out.name,
+                    {"table": np.clip(table, lo, hi).astype(np.int8).reshape(-1), "points": m.points})
+        return out
+
     # -- layouts: a permuted tensor is "plain" (the graph holds it in torch's order) -------
     def permute(self, node, name: str, x: Val) -> Val:
         """permute / transpose / swapaxes: one transpose op in the graph's order, none when the
@@ -380,6 +488,18 @@ class _Exporter:
             return Val(x.name, out_t, "plain", x.quant)
         out = self.new_tensor(name, out_t, "plain", x.quant)
         self.add_op(name, "transpose", [x.name], out.name, {"perm": q})
+        return out
+
+    def slice(self, node, name: str, x: Val) -> Val:
+        """x[:, a:b], x[..., a:b:s], narrow, a piece of chunk / split: one strided_slice op in the
+        graph's order (torch_slices.py); a chunk / split itself stands for its input until a piece is taken."""
+        if node.target in TUPLES:
+            return x
+        if x.perm is not None:
+            self.fail(name, "slicing a flattened NCHW tensor is not supported")
+        attrs = graph_attrs(name, node, x.tshape, x.layout)
+        out = self.new_tensor(name, self.tshape(node), x.layout, x.quant)
+        self.add_op(name, "strided_slice", [x.name], out.name, attrs)
         return out
 
     def channels_first(self, name: str, x: Val, layout: str) -> Val:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DmxError
 from .fixedpoint import quantize_multiplier, quantize_multiplier_array, round_half_away
 
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD: inputs are widened by 2**20 before rescaling
@@ -29,6 +30,18 @@ def conv_multipliers(s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, n
     return quantize_multiplier_array(np.array(reals, dtype=np.float64))
 
 
+def pot_multipliers(s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Power-of-two requantization (PSA-Compress's FPGA designs): per output channel the shift
+    S = round(log2(s_in * s_w / s_out)), and the weight scale moved to s_out * 2**S / s_in so that
+    the real multiplier is exactly 2**S. Returns (weight scales, multipliers, shifts): the
+    multiplier 2**30 with shift S + 1 and single rounding is the rounded shift
+    (acc + 2**(-S-1)) >> -S, so no 32-bit multiply is needed."""
+    ws = np.asarray(np.ravel(w_scales), dtype=np.float64)
+    exponent = np.rint(np.log2(float(s_in) * ws / float(s_out))).astype(np.int64)
+    scales = (float(s_out) * np.exp2(exponent.astype(np.float64)) / float(s_in)).astype(np.float32)
+    return scales, np.full(ws.size, 1 << 30, np.int64), exponent + 1
+
+
 def add_params(sa: float, sb: float, so: float) -> dict:
     """TFLite's int8 ADD: left shift 20, each input rescaled to twice the larger input scale."""
     sa, sb, so = _f32(sa), _f32(sb), _f32(so)
@@ -36,6 +49,26 @@ def add_params(sa: float, sb: float, so: float) -> dict:
     m1, s1 = quantize_multiplier(sa / twice_max)
     m2, s2 = quantize_multiplier(sb / twice_max)
     mo, sho = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * so))
+    return {"left_shift": ADD_LEFT_SHIFT, "input1_multiplier": m1, "input1_shift": s1,
+            "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": sho}
+
+
+def sub_params(sa: float, sb: float, so: float) -> dict:
+    """TFLite's int8 SUB (PrepareGeneralSubOp): ADD's left shift 20 and common grid of twice the
+    larger input scale, the quotients in double (LiteRT, and the TFLite Micro the goldens run,
+    though its sub_common.cc source reads float32 quotients: tests/ops/test_sub.py has scales
+    where the two differ); the kernel subtracts the inputs rescaled (and rounded) each on its own.
+
+    An output multiplier of 1 or more is refused: TFLite Micro aborts on it, LiteRT aborts on 1
+    and above 1 shifts right by a negative amount (undefined behaviour).
+    """
+    sa, sb, so = _f32(sa), _f32(sb), _f32(so)
+    twice_max = 2 * max(sa, sb)
+    real_out = twice_max / _f32((1 << ADD_LEFT_SHIFT) * so)  # int * float in C++: a float, exact
+    if not real_out < 1.0:
+        raise DmxError(f"SUB output scale {so:g} is too small for input scales {sa:g} and {sb:g}: the output "
+                       f"multiplier {real_out:g} is not below 1, which TFLite's SUB cannot compute")
+    (m1, s1), (m2, s2), (mo, sho) = (quantize_multiplier(r) for r in (sa / twice_max, sb / twice_max, real_out))
     return {"left_shift": ADD_LEFT_SHIFT, "input1_multiplier": m1, "input1_shift": s1,
             "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": sho}
 
@@ -95,3 +128,34 @@ def softmax_gemmlowp_params(beta: float, input_scale: float) -> dict:
     mult, shift = quantize_multiplier(real, max_shift=31)  # QuantizeMultiplierGreaterThanOne allows 31
     radius = math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift))
     return {"input_multiplier": mult, "input_left_shift": shift, "diff_min": -radius}
+
+
+def batch_matmul_params(s_lhs: float, s_rhs: float, s_out: float) -> dict:
+    """int8 BATCH_MATMUL: (multiplier, shift) of s_lhs * s_rhs / s_out in double
+    (GetQuantizedConvolutionMultipler, in LiteRT and TFLite Micro alike; MUL's TFLM formula)."""
+    return mul_params(s_lhs, s_rhs, s_out)
+
+
+def prelu_params(s_in: float, s_alpha: float, s_out: float, float32: bool = False) -> dict:
+    """int8 PRELU: (multiplier, shift) of s_in / s_out (x >= 0) and of s_in * s_alpha / s_out (x < 0).
+    LiteRT's activations.cc PreluPrepare computes both in float32 (`float32`), TFLite Micro's
+    prelu_common.cc in double (the default, which the PyTorch side uses too)."""
+    if float32:
+        m1, s1 = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+    else:
+        m1, s1 = requant_params(s_in, s_out)
+    alpha = mul_params(s_in, s_alpha, s_out, float32_product=float32)
+    return {"multiplier_identity": m1, "shift_identity": s1,
+            "multiplier_alpha": alpha["output_multiplier"], "shift_alpha": alpha["output_shift"]}
+
+
+def leaky_relu_params(s_in: float, alpha: float, s_out: float) -> dict:
+    """int8 LEAKY_RELU as a prelu of alpha code 1: s_in / s_out and s_in * alpha / s_out, both in float32
+    (LeakyReluPrepare multiplies and divides the float scales and alpha before widening, in LiteRT
+    and TFLite Micro alike)."""
+    with np.errstate(over="ignore"):  # inf, as in C; quantize_multiplier refuses it
+        identity = float(np.float32(s_in) / np.float32(s_out))
+        real = float(np.float32(np.float32(s_in) * np.float32(alpha)) / np.float32(s_out))
+    m1, s1 = quantize_multiplier(identity)
+    m2, s2 = quantize_multiplier(real)
+    return {"multiplier_identity": m1, "shift_identity": s1, "multiplier_alpha": m2, "shift_alpha": s2}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -25,6 +26,7 @@ class Conv2dAttrs:
     act_min: int
     act_max: int
     weight_bits: int = 8  # 4: the weights fit int4 and are stored two per byte
+    rounding: Literal["single", "double"] = "double"  # single: power-of-two requantization (a rounded shift)
 
 
 @register
@@ -44,4 +46,4 @@ class Conv2d(ConvSpec):
         acc = exact_matmul(p, w.reshape(cout, -1).T)
         if bias is not None:
             acc += bias.astype(np.int64)
-        return requantize(acc, a, out_t.dtype).reshape(out_t.shape)
+        return requantize(acc, a, out_t.dtype, a.rounding).reshape(out_t.shape)

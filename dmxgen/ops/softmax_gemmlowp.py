@@ -26,7 +26,7 @@ class SoftmaxGemmlowp(OpSpec):
     kind = "softmax_gemmlowp"
     summary = "softmax over the last axis (integer gemmlowp, as TFLite Micro)"
     Attrs = SoftmaxGemmlowpAttrs
-    targets = ("c", "hls", "tflite")
+    targets = ("c", "hls", "tflite", "torch")  # torch: compress/softmax.py (no libm on its path)
 
     def check(self, op, ins, out):
         return same_shape(ins, out)

@@ -19,17 +19,33 @@ _OPTIONS = {
     "FULLY_CONNECTED": ("FullyConnectedOptions", S.FullyConnectedOptionsT),
     "ADD": ("AddOptions", S.AddOptionsT),
     "MUL": ("MulOptions", S.MulOptionsT),
+    "SUB": ("SubOptions", S.SubOptionsT),
     "AVERAGE_POOL_2D": ("Pool2DOptions", S.Pool2DOptionsT),
     "MAX_POOL_2D": ("Pool2DOptions", S.Pool2DOptionsT),
     "RESHAPE": ("ReshapeOptions", S.ReshapeOptionsT),
     "SOFTMAX": ("SoftmaxOptions", S.SoftmaxOptionsT),
     "PAD": ("PadOptions", S.PadOptionsT),
     "PADV2": ("PadV2Options", S.PadV2OptionsT),
+    "MIRROR_PAD": ("MirrorPadOptions", S.MirrorPadOptionsT),
     "MEAN": ("ReducerOptions", S.ReducerOptionsT),
     "REDUCE_MAX": ("ReducerOptions", S.ReducerOptionsT),
+    "REDUCE_MIN": ("ReducerOptions", S.ReducerOptionsT),
     "QUANTIZE": ("QuantizeOptions", S.QuantizeOptionsT),
     "DEQUANTIZE": ("DequantizeOptions", S.DequantizeOptionsT),
+    "TRANSPOSE_CONV": ("TransposeConvOptions", S.TransposeConvOptionsT),
+    "RESIZE_BILINEAR": ("ResizeBilinearOptions", S.ResizeBilinearOptionsT),
+    "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions", S.ResizeNearestNeighborOptionsT),
     "TANH": (None, None),
+    "STRIDED_SLICE": ("StridedSliceOptions", S.StridedSliceOptionsT),
+    "SLICE": ("SliceOptions", S.SliceOptionsT),
+    "SPLIT": ("SplitOptions", S.SplitOptionsT),
+    "SPLIT_V": ("SplitVOptions", S.SplitVOptionsT),
+    "SQUEEZE": ("SqueezeOptions", S.SqueezeOptionsT),
+    "EXPAND_DIMS": ("ExpandDimsOptions", S.ExpandDimsOptionsT),
+    "CONCATENATION": ("ConcatenationOptions", S.ConcatenationOptionsT),
+    "LEAKY_RELU": ("LeakyReluOptions", S.LeakyReluOptionsT),
+    "BATCH_MATMUL": ("BatchMatMulOptions", S.BatchMatMulOptionsT),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("UnidirectionalSequenceLSTMOptions", S.UnidirectionalSequenceLSTMOptionsT),
 }
 ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 PADDING = {"SAME": 0, "VALID": 1}
@@ -48,12 +64,14 @@ class ModelBuilder:
         self._codes: dict[tuple[int, str | None, int], int] = {}
 
     def tensor(self, name: str, shape, dtype: str = "int8", scale=None, zero_point=None, data=None,
-               axis: int = 0) -> int:
+               axis: int = 0, is_variable: bool = False) -> int:
+        """`is_variable`: a state tensor the interpreter keeps between invocations (LSTM states)."""
         t = S.TensorT()
         t.name = name.encode()
         t.shape = list(int(d) for d in shape)
         t.type = _DTYPES[dtype]
         t.buffer = 0
+        t.isVariable = is_variable
         if data is not None:
             b = S.BufferT()
             b.data = np.ascontiguousarray(np.asarray(data, dtype=dtype)).tobytes()
@@ -70,10 +88,11 @@ class ModelBuilder:
         return len(self.sg.tensors) - 1
 
     def op(self, opname: str, inputs: list[int], outputs: list[int], custom_code: str | None = None,
-           deprecated_code: str | None = None, **options) -> None:
+           deprecated_code: str | None = None, intermediates: list[int] | None = None, **options) -> None:
         """Append an operator; `custom_code` names a CUSTOM one (e.g. "ethos-u", as Vela writes);
         `deprecated_code` writes another operator into deprecated_builtin_code (a file whose two
-        fields disagree; the options stay those of `opname`)."""
+        fields disagree; the options stay those of `opname`); `intermediates` lists the operator's
+        intermediate tensors (the quantized LSTM's gate and hidden scales, as the converter writes them)."""
         code = getattr(S.BuiltinOperator, opname)
         deprecated = min(code, 127) if deprecated_code is None else getattr(S.BuiltinOperator, deprecated_code)
         key = (code, custom_code, deprecated)
@@ -88,6 +107,8 @@ class ModelBuilder:
         o = S.OperatorT()
         o.opcodeIndex = self._codes[key]
         o.inputs, o.outputs = list(inputs), list(outputs)
+        if intermediates is not None:
+            o.intermediates = list(intermediates)
         kind, cls = _OPTIONS.get(opname, (None, None))
         if cls is not None:
             opts = cls()

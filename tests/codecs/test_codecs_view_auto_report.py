@@ -73,7 +73,8 @@ def test_choose_bad_allowed() -> None:
 def test_sizes_all_formats() -> None:
     w = sparse((32, 100), 0.8)
     assert auto.sizes(w) == {f: encode(f, w).nbytes for f in ("dense", "csr", "dcsr", "rle")}
-    assert set(SPARSE_KERNELS) == {"fully_connected", "conv2d", "depthwise_conv2d"}
+    assert set(SPARSE_KERNELS) == {"fully_connected", "conv2d", "depthwise_conv2d", "lstm"}
+    assert SPARSE_KERNELS["lstm"] == ("dense",)  # each gate matrix read dense
 
 
 def test_selected_rule() -> None:

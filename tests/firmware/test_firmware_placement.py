@@ -141,6 +141,7 @@ def big_fc(tmp_path_factory):
     return d / "out", r
 
 
+@pytest.mark.slow  # 40 s: builds and runs a 2 MB-weights image
 def test_big_weights_model_runs_from_ddr_and_export_said_so(big_fc, tmp_path):
     out, export = big_fc
     (note,) = export.stderr.splitlines()

@@ -104,9 +104,10 @@ def check(m: ModelBuilder, tmp_path: Path, inputs: list[int], outputs: list[int]
 
 @dataclass
 class Case:
-    """One case of an op file: its model and the input sets `check` feeds it (see input_sets)."""
+    """One case of an op file: its model and the input sets `check` feeds it (see input_sets).
+    `m` may be a Graph for a kind no frontend reads from a file (then inputs/outputs are unused)."""
 
-    m: ModelBuilder
+    m: ModelBuilder | Graph
     inputs: list[int]
     outputs: list[int]
     n: int = 8

@@ -83,12 +83,15 @@ def build_zoo(tmp_path: Path, cases: dict[str, Case], target: str, semantics: st
     assert not unknown, f"tflm names cases that do not exist: {sorted(unknown)}"
     graphs, sets, owners = {}, {}, []
     for name, case in cases.items():
-        path = save(case.m, tmp_path, case.inputs, case.outputs, name=name)
-        for sem in dict.fromkeys([semantics] + (["tflm"] if name in tflm else [])):
-            graph = load_tflite(path, semantics=sem)
+        if isinstance(case.m, Graph):  # a kind no frontend writes from a file (lut_interp): the graph itself
+            loaded = [(name, case.m)]
+        else:
+            path = save(case.m, tmp_path, case.inputs, case.outputs, name=name)
+            loaded = [(name if sem == semantics else f"{name}_{sem}", load_tflite(path, semantics=sem))
+                      for sem in dict.fromkeys([semantics] + (["tflm"] if name in tflm else []))]
+        for key, graph in loaded:
             if not declares(graph, target):
                 continue
-            key = name if sem == semantics else f"{name}_{sem}"
             graphs[key], sets[key] = graph, case_sets(case, graph)
             owners += [key] * len(graph.outputs)
     assert graphs, f"no case declares target {target!r}: the parametrization and the specs disagree"

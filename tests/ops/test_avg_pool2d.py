@@ -4,11 +4,21 @@ The case table and the model builder are shared with test_max_pool2d.py.
 """
 from __future__ import annotations
 
-import pytest
+import copy
 
+import numpy as np
+import pytest
+import torch
+
+from dmxgen import reference
+from dmxgen.errors import DmxError
+from dmxgen.frontends.tflite import load_tflite
+from dmxgen.graph import Graph, Op, QuantParams, Tensor
+from dmxgen.graph.fixedpoint import round_half_away_array
+from dmxgen.targets import export
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import Case, check_case
+from ._harness import Case, check_case, save
 from ._targets import check_targets, targets
 from .test_conv2d import out_size
 
@@ -59,3 +69,78 @@ def test_avg_pool2d(tmp_path, name, golden):
 @pytest.mark.parametrize("target", targets("avg_pool2d"))
 def test_avg_pool2d_on_targets(tmp_path, target):
     check_targets(tmp_path, target, {name: pool_case("AVERAGE_POOL_2D", name) for name in CASES})
+
+
+# -- divisor "window": PyTorch's count_include_pad=True (and ceil_mode as an `overhang`) -------------
+# name -> (h, w, kernel, stride, torch padding, ceil_mode); the graphs are built directly, as no
+# TFLite operator has the attribute
+WINDOW_CASES = {
+    "window_3x3_s2_p1": (8, 7, 3, 2, 1, False),
+    "window_3x3_s2_p1_ceil": (8, 8, 3, 2, 1, True),
+    "window_2x2_s2_p1_ceil_odd": (7, 9, 2, 2, 1, True),
+    "window_3x3_s1_p1": (5, 6, 3, 1, 1, False),
+    "window_1x3_p1_ceil": (1, 10, (1, 3), (1, 2), (0, 1), True),  # an AvgPool1d
+}
+
+
+def window_graph(name: str):
+    h, w, k, s, p, ceil = WINDOW_CASES[name]
+    k, s, p = ((v, v) if isinstance(v, int) else v for v in (k, s, p))
+    oh, ow = torch.nn.functional.avg_pool2d(torch.zeros(1, 1, h, w), k, s, p, ceil_mode=ceil).shape[2:]
+    extra = [max(0, (o - 1) * st + kk - (i + 2 * pp)) for i, o, kk, st, pp in zip((h, w), (oh, ow), k, s, p)]
+    q = QuantParams(np.array([0.05], np.float32), np.array([-3]))
+    g = Graph(source="avg_pool2d window test")
+    g.add_tensor(Tensor("x", (1, h, w, 3), "int8", q))
+    g.add_tensor(Tensor("y", (1, oh, ow, 3), "int8", q))
+    g.ops.append(Op("pool", "avg_pool2d", ["x"], ["y"], {
+        "filter": k, "stride": s, "pad": (p[0], p[1], p[0] + extra[0], p[1] + extra[1]), "activation": "NONE",
+        "act_min": -128, "act_max": 127, "divisor": "window", "overhang": tuple(extra)}))
+    g.inputs, g.outputs = ["x"], ["y"]
+    g.validate()
+    return g, (k, s, p, ceil)
+
+
+@pytest.mark.parametrize("name", list(WINDOW_CASES))
+def test_avg_pool2d_window_divisor_is_torchs_count_include_pad(name):
+    g, (k, s, p, ceil) = window_graph(name)
+    x = np.random.default_rng(3).integers(-128, 128, size=g.tensors["x"].shape).astype(np.int8)
+    got = reference.run(g, [x])["y"]
+    nchw = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2)
+    avg = torch.nn.functional.avg_pool2d(nchw, k, s, p, ceil_mode=ceil, count_include_pad=True)
+    want = round_half_away_array(avg.permute(0, 2, 3, 1).numpy()).astype(np.int64)
+    assert np.array_equal(got.astype(np.int64), want)
+    # the "valid" divisor (TFLite's) differs wherever a window overlaps the padding
+    valid = reference.run(_with(g, divisor="valid"), [x])["y"]
+    assert not np.array_equal(valid, got)
+
+
+def _with(g, **attrs):
+    g = copy.deepcopy(g)
+    g.ops[0].attrs.update(attrs)
+    return g
+
+
+def test_avg_pool2d_overhang_must_lie_in_the_padding():
+    g, _ = window_graph("window_3x3_s2_p1_ceil")
+    with pytest.raises(DmxError, match=r"overhang \[3, 1\] is not within the bottom / right padding"):
+        _with(g, overhang=(3, 1)).validate()
+
+
+@pytest.mark.parametrize("target", targets("avg_pool2d"))
+def test_avg_pool2d_window_divisor_on_targets(tmp_path, target):
+    cases = {name: Case(window_graph(name)[0], [], [], n=4, seed=8) for name in WINDOW_CASES}
+    cases["valid_same_3x3_s2_odd"] = pool_case("AVERAGE_POOL_2D", "same_3x3_s2_odd")  # both kernels in one build
+    check_targets(tmp_path, target, cases)
+
+
+def test_window_kernel_is_printed_only_for_models_that_use_it(tmp_path):
+    m, x, y = pool_model("AVERAGE_POOL_2D", **CASES["same_3x3_s2_odd"])
+    valid = load_tflite(save(m, tmp_path, [x], [y]))
+    window, _ = window_graph("window_3x3_s2_p1_ceil")
+    texts = {}
+    for name, g in (("valid", valid), ("window", window)):
+        export(g, tmp_path / name, targets=("c",), n_vectors=1)
+        texts[name] = (tmp_path / name / "kernels.h").read_text()
+    assert "dmx_avg_pool2d_s8" in texts["valid"] and "avg_pool2d_window" not in texts["valid"]
+    # the window kernel calls avg_pool2d's rounding helper: both are printed
+    assert "dmx_avg_pool2d_window_s8" in texts["window"] and "dmx_avg_round_s8(int32_t" in texts["window"]

@@ -160,14 +160,16 @@ def _int8(name, shape, const=False):
 
 def test_graph_weights_follow_the_weights_trait():
     """Graph.weights() reads the spec; the kinds with weights are the three it hard-coded before."""
-    assert {k for k, s in SPECS.items() if s.weight_inputs} == {"conv2d", "depthwise_conv2d", "fully_connected"}
+    assert {k for k, s in SPECS.items() if s.weight_inputs} == {"conv2d", "depthwise_conv2d", "fully_connected", "lstm"}
     g = Graph({t.name: t for t in (_int8("x", (1, 4)), _int8("w", (4, 4), const=True), _int8("y", (1, 4)))})
     for kind, attrs in VALID.items():
         s = spec(kind)
         op = Op("o", kind, ["x", "w", ""][:len(s.inputs)], ["y"], dict(attrs[0]))
         got = g.weights(op)
         if s.weight_inputs:
-            assert s.weight_inputs == (1,) and got is g.tensors["w"]
+            # the first weight input (an lstm has nine: the gates' input, recurrent and projection weights)
+            assert s.weight_inputs == ((1, 2, 3, 4, 5, 6, 7, 8, 15) if kind == "lstm" else (1,))
+            assert got is g.tensors["w"]
         else:
             assert got is None
 
@@ -189,7 +191,8 @@ def test_plan_in_place_follows_the_inplace_trait():
         if in_place:
             allowed.add(kind)
     # the kinds plan.py listed before the specs existed (requantize was quantize in mode "requantize")
-    assert allowed == {"add", "mul", "lut", "requantize"}
+    # and the binary elementwise kinds added since
+    assert allowed == {"add", "mul", "lut", "requantize"} | {"sub", "maximum", "minimum", "lut_interp", "affine", "prelu"}
 
 
 def _graph(x, out_dtype, kind, attrs, consts=()):

@@ -45,10 +45,10 @@ def test_registrations_agree_with_the_declared_targets():
 
 def test_a_target_without_the_declaration_is_reported(monkeypatch):
     """Claiming a target with no code, or having code without the claim, is each one problem line."""
-    monkeypatch.setattr(type(SPECS["concat"]), "targets", ("c", "hls", "torch"))
+    monkeypatch.setattr(type(SPECS["lut"]), "targets", ("c", "hls", "torch"))
     monkeypatch.setattr(type(SPECS["pad"]), "targets", ("hls", "tflite"))
     assert support.problems() == [
-        "concat: ops/concat.py lists 'hls' in targets but no hls code is registered",
+        "lut: ops/lut.py lists 'hls' in targets but no hls code is registered",
         "pad: has c code but ops/pad.py does not list 'c' in targets",
     ]
 
@@ -58,7 +58,7 @@ def test_the_committed_support_tables_are_the_generated_ones():
         text = (ROOT / doc).read_text(encoding="utf-8")
         assert support.with_table(text) == text, f"{doc} is stale: write dmxgen.support.with_table(text) back"
     table = support.markdown()
-    assert "| `requantize` | yes | yes | - | yes | QUANTIZE | yes |" in table.splitlines()
+    assert "| `requantize` | yes | yes | - | yes | CONCATENATION, QUANTIZE | yes |" in table.splitlines()
     assert "| `mean_float` | yes | - | - | - | MEAN | - |" in table.splitlines()
 
 
@@ -115,12 +115,11 @@ def test_backends_refuse_a_kind_they_do_not_implement_in_one_line():
         resolver.resolve(0, g.ops[0], "mean_3")
     assert str(e.value) == "layer 'mean_3': op mean_float has no C kernel (it runs on: reference, tflite)"
     x = Tensor("x", (1, 4), "int8")
-    parts = [Tensor("a", (1, 2), "int8"), Tensor("b", (1, 2), "int8")]
-    cat = Graph({t.name: t for t in [x, *parts, Tensor("y", (1, 4), "int8")]},
-                [Op("cat", "concat", ["a", "b"], ["y"], {"axis": 1})], ["a", "b"], ["y"])
+    lut = Graph({t.name: t for t in [x, Tensor("y", (1, 4), "int8")]},
+                [Op("lut", "lut", ["x"], ["y"], {"table": np.zeros(256, np.int8)})], ["x"], ["y"])
     with pytest.raises(DmxError) as e:
-        build_plan(cat, "dense", 1)
-    assert str(e.value) == "HLS backend: layer 'cat': op concat has no HLS kernel (it runs on: reference, c, torch)"
+        build_plan(lut, "dense", 1)
+    assert str(e.value) == "HLS backend: layer 'lut': op lut has no HLS kernel (it runs on: reference, c, torch)"
 
 
 def test_scratch_is_the_registered_size():
@@ -151,7 +150,8 @@ def test_tflite_registrations():
         assert all("tflite" in SPECS[k].targets for k in OPERATORS[name][1]), name
     assert OPERATORS["QUANTIZE"][1] == ("quantize", "requantize")
     # the encoded-weights reader follows the weights trait, as the codecs' table does
-    assert _OPS == {"CONV_2D": "conv2d", "FULLY_CONNECTED": "fully_connected", "DEPTHWISE_CONV_2D": "depthwise_conv2d"}
+    assert _OPS == {"CONV_2D": "conv2d", "FULLY_CONNECTED": "fully_connected", "DEPTHWISE_CONV_2D": "depthwise_conv2d",
+                    "UNIDIRECTIONAL_SEQUENCE_LSTM": "lstm"}
     assert {k: tuple(s.weight_formats) for k, s in SPECS.items() if s.weight_formats} == SPARSE_KERNELS
     assert {k for k, s in SPECS.items() if s.weight_inputs} == set(SPARSE_KERNELS)
 

@@ -134,7 +134,7 @@ def test_unsupported_layer_is_one_line_naming_it():
 def test_unsupported_function_and_untraceable_forward():
     class Softmaxed(nn.Module):
         def forward(self, x):
-            return F.softmax(x, dim=1)
+            return F.log_softmax(x, dim=1)  # F.softmax is supported (compress/softmax.py)
 
     class Branchy(nn.Module):
         def __init__(self):
@@ -144,7 +144,64 @@ def test_unsupported_function_and_untraceable_forward():
         def forward(self, x):
             return self.fc(x) if x.sum() > 0 else x
 
-    with pytest.raises(DmxError, match="'softmax' .*is not supported"):
+    with pytest.raises(DmxError, match="'log_softmax' .*is not supported"):
         Model(Softmaxed()).transform()
     with pytest.raises(DmxError, match="cannot trace Branchy"):
         Model(Branchy()).transform()
+
+
+# -- type:DepthwiseConv2d / DepthwiseConv1d and N:M that does not fit -----------------------------
+class Separable(nn.Module):
+    """A depthwise conv between ordinary ones (1-D too), and a grouped conv that is not depthwise."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.dw, self.pw = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 6, 1)
+        self.grouped = nn.Conv2d(6, 6, 1, groups=2)
+        self.dw1, self.pw1 = nn.Conv1d(6, 6, 3, groups=6), nn.Conv1d(6, 4, 1)
+
+    def forward(self, x):
+        y = self.grouped(self.pw(self.dw(self.stem(x))))
+        return self.pw1(self.dw1(y.flatten(2)))
+
+
+def test_depthwise_type_selectors_address_depthwise_convs_only():
+    m = Model(Separable()).transform({"type:DepthwiseConv2d": {"weight_format": "INT4"},
+                                      "type:Conv2d": {"weight_format": "INT8(PER_TENSOR)"},
+                                      "type:DepthwiseConv1d": {"weight_sparseness": "TOPK{0.5}"}})
+    cfg = m.layer_configs
+    # depthwise rules apply after type:Conv2d whatever their order in the config
+    assert cfg["dw"].weight == NumFormat(4)
+    assert [cfg[n].weight for n in ("stem", "pw", "grouped")] == [NumFormat(8, "PER_TENSOR")] * 3
+    assert cfg["dw1"].sparseness.density == 0.5 and cfg["pw1"].sparseness.kind == "dense"
+    assert cfg["dw1"].weight is None
+
+
+def test_depthwise_selector_without_a_depthwise_conv_matches_nothing():
+    with pytest.raises(DmxError, match=r"config: 'type:DepthwiseConv2d' matches no layer of the model"):
+        Model(Small()).transform({"type:DepthwiseConv2d": {"weight_format": "INT4"}})
+
+
+def test_nm_that_does_not_fit_a_layer_skips_it_with_a_warning():
+    # stem: 3 input channels (no multiple of 4): skipped; pw: 8, kept at 2:4
+    with pytest.warns(UserWarning, match=r"layer 'stem' \(Conv2d\): BTOPK\{2:4\} skipped, its input dimension "
+                                         r"\(3\) is not a multiple of 4; the layer stays dense"):
+        m = Model(Separable()).transform({"re:stem|pw": {"weight_sparseness": "BTOPK{2:4}"}})
+    assert m.layer_configs["stem"].sparseness.kind == "dense"
+    assert "BTOPK{2:4} skipped" in m.layer_configs["stem"].warnings[0]
+    assert m.layer_configs["pw"].sparseness.spelled() == "BTOPK{2:4}" and not m.layer_configs["pw"].warnings
+    assert m.sparsity()["stem"] == 0.0 and m.sparsity()["pw"] == pytest.approx(0.5)
+
+
+def test_nm_strict_keeps_the_error():
+    with pytest.raises(DmxError, match=r"layer 'stem' \(Conv2d\): BTOPK\{2:4\} needs the input dimension \(3\)"):
+        Model(Separable()).transform({"stem": {"weight_sparseness": "BTOPK{2:4}", "strict": True}})
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"strict": True}, r"config: 'stem': strict needs weight_sparseness in the same rule"),
+    ({"weight_sparseness": "BTOPK{2:4}", "strict": "yes"}, r"config: 'stem': strict: expected true or false"),
+])
+def test_strict_errors(body, message):
+    with pytest.raises(DmxError, match=message):
+        Model(Separable()).transform({"stem": body})

@@ -43,6 +43,7 @@ def test_export_dcsr_and_verify_on_host(digits_model, digits, tmp_path):
     assert manifest["weight_bytes"] < manifest["dense_weight_bytes"] / 3  # 90% zeros in dCSR
 
 
+@pytest.mark.slow  # 25 s: trains LeNet twice over
 def test_train_digits_script_reuses_its_checkpoints(tmp_path):
     script = ROOT / "tools" / "train_digits.py"
     args = [sys.executable, str(script), "--out", str(tmp_path), "--epochs", "2", "--finetune", "1"]

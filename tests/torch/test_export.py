@@ -244,7 +244,7 @@ def test_flatten_of_nchw_permutes_linear_columns():
     _agree(m, x)
 
 
-def test_batchnorm_that_cannot_be_folded_is_refused():
+def test_batchnorm_that_cannot_be_folded_is_an_affine_op():
     class Loose(nn.Module):
         def __init__(self):
             super().__init__()
@@ -254,8 +254,10 @@ def test_batchnorm_that_cannot_be_folded_is_refused():
         def forward(self, x):
             return self.bn(torch.tanh(self.fc(x)))
 
-    with pytest.raises(DmxError, match="layer 'bn' \\(BatchNorm1d\\) cannot be folded"):
-        Model(Loose()).transform()
+    x = torch.randn(64, 4)
+    m = _compressed(Loose(), x)
+    assert [op.kind for op in m.to_graph(x[:1]).ops] == ["fully_connected", "lut", "affine"]
+    _agree(m, x)  # tests/ops/test_affine.py has the other unfoldable BatchNorms
 
 
 def test_export_errors_name_the_layer():

@@ -60,9 +60,22 @@ class TwoHeads(nn.Module):
         return self.a(h), self.b(h)
 
 
-def test_mean_over_a_non_spatial_dim_is_refused_at_transform():
-    assert _refusal(ChannelMean()) == "layer 'mean': mean is supported over the spatial dims only"
-    assert _refusal(LastDimMean()) == "layer 'mean': mean is supported over the spatial dims only"
+class BatchAndWidthMean(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.conv, self.dims = nn.Conv2d(3, 4, 3), dims
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=self.dims)
+
+
+def test_mean_over_the_batch_or_dims_that_are_not_neighbours_is_refused_at_transform():
+    # over the channels (ChannelMean, LastDimMean) it exports: tests/torch/test_pool_options.py
+    Model(ChannelMean()).transform()
+    Model(LastDimMean()).transform()
+    want = "layer 'mean': mean, amax and amin are supported over neighbouring dims, not over the batch dim"
+    assert _refusal(BatchAndWidthMean((0, 2, 3))) == want
+    assert _refusal(BatchAndWidthMean((1, 3))) == want
 
 
 def test_linear_on_a_conv1d_tensor_is_refused_at_transform():
@@ -131,7 +144,7 @@ class Deep(nn.Module):
 
 @pytest.mark.parametrize("inner, start, reason", [
     (nn.LSTM(4, 4), "layer 'blocks.1.0' (LSTM) is not supported", "no integer kernel"),
-    (nn.Softmax(dim=1), "layer 'blocks.1.0' (Softmax) is not supported", "no integer kernel"),
+    (nn.LogSoftmax(dim=1), "layer 'blocks.1.0' (LogSoftmax) is not supported", "no integer kernel"),  # Softmax is
     (Custom(), "layer 'cumsum' in module 'blocks.1.0' (cumsum) is not supported", "no integer kernel"),
 ])
 def test_not_supported_is_one_short_line_pointing_at_the_table(inner, start, reason):

@@ -86,7 +86,7 @@ def test_exported_weights_are_zero_where_masked():
 
 def test_nm_that_does_not_fit_names_the_layer():
     with pytest.raises(DmxError, match=r"layer 'conv' \(Conv2d\): BTOPK\{2:3\} needs the input dimension \(8\)"):
-        Model(Net()).transform({"conv": {"weight_sparseness": "BTOPK{2:3}"}})
+        Model(Net()).transform({"conv": {"weight_sparseness": "BTOPK{2:3}", "strict": True}})
 
 
 def test_masked_weights_get_no_gradient_and_kept_ones_do():

@@ -1,0 +1,277 @@
+"""UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell state): the reference against LiteRT and TFLite Micro.
+
+Each model is the one-op file the TFLite converter writes for the 8x8_16 kernel: symmetric
+per-tensor int8 weights, int32 biases, the output and cell states as variable tensors and
+five intermediates (four Q3.12 gate scales, then the hidden state's).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dmxgen.cli import main
+from dmxgen.errors import DmxError
+from dmxgen.frontends.tflite import load_tflite
+from dmxgen.ops._lstm_int import SIGMOID_TABLE_U16
+from dmxgen.testing.tflite_builder import ModelBuilder
+
+from ._harness import Case, check_case, save
+
+GATES = ("input", "forget", "cell", "output")
+
+
+def lstm_model(batch=1, steps=3, n_in=4, n_cell=8, n_out=None, *, time_major=False, seed=0,
+               x_q=(0.02, 3), h_q=(1 / 128, 0), hidden_q=None, cell_scale=2.0**-11, w_scale=0.01,
+               cell_clip=0.0, proj_clip=0.0, proj_bias=True, activation="TANH",
+               weight_dtype="int8", input_dtype="int8", peephole=False, cifg=False, layer_norm=False,
+               intermediates=5, state_data=False, cell_state_dtype="int16", per_channel=False,
+               gate_bias=None, zero_weights=False, **options) -> Case:
+    """One LSTM operator; `n_out` adds a projection of the hidden state (on `hidden_q`) to n_out values."""
+    rng = np.random.default_rng(seed)
+    projected = n_out is not None
+    n_out = n_out if projected else n_cell
+    hidden_q = hidden_q or (h_q if not projected else (1 / 100, -5))
+    m = ModelBuilder()
+    shape = [steps, batch, n_in] if time_major else [batch, steps, n_in]
+    floaty = input_dtype == "float32"
+    x = m.tensor("x", shape, input_dtype, *(() if floaty else x_q))
+
+    def weight(name, rows, cols, scale):
+        if weight_dtype == "float32":
+            return m.tensor(name, [rows, cols], "float32", data=rng.standard_normal((rows, cols)))
+        scales = np.full(rows, scale, np.float32) * (1 + np.arange(rows) / 10) if per_channel else scale
+        values = np.zeros((rows, cols)) if zero_weights else rng.integers(-127, 128, (rows, cols))
+        return m.tensor(name, [rows, cols], "int8", scale=scales, zero_point=np.zeros(np.size(scales)), data=values)
+
+    def bias(name, n, scale, normalized=False):
+        if weight_dtype == "float32" or floaty:
+            return m.tensor(name, [n], "float32", data=rng.standard_normal(n))
+        if normalized:  # a gate bias with layer norm: added after it, on the coefficients' scale / 1024
+            return m.tensor(name, [n], "int32", scale=2.0**-20, zero_point=0, data=rng.integers(-500000, 500001, n))
+        return m.tensor(name, [n], "int32", scale=scale, zero_point=0, data=rng.integers(-3000, 3001, n))
+
+    s_in = [w_scale * (1 + k / 4) for k in range(4)]
+    s_rec = [w_scale * (1.5 - k / 8) for k in range(4)]
+    w_in = [weight(f"w_in_{g}", n_cell, n_in, s_in[k]) for k, g in enumerate(GATES)]
+    w_rec = [weight(f"w_rec_{g}", n_cell, n_out, s_rec[k]) for k, g in enumerate(GATES)]
+    peep = [m.tensor(f"peep_{g}", [n_cell], "int16", scale=0.001, zero_point=0,
+                     data=rng.integers(-100, 100, n_cell)) for g in ("input", "forget", "output")] \
+        if peephole else [-1, -1, -1]
+    b = [bias(f"b_{g}", n_cell, x_q[0] * s_in[k], layer_norm) for k, g in enumerate(GATES)]
+    if gate_bias is not None:  # one value per gate, the same for every cell
+        b = [m.tensor(f"b_{g}", [n_cell], "int32", scale=x_q[0] * s_in[k], zero_point=0,
+                      data=np.full(n_cell, gate_bias[k])) for k, g in enumerate(GATES)]
+    if projected:
+        pw = weight("w_proj", n_out, n_cell, w_scale / 2)
+        pb = bias("b_proj", n_out, hidden_q[0] * w_scale / 2) if proj_bias else -1
+    else:
+        pw = pb = -1
+    h = m.tensor("h_state", [batch, n_out], "int8" if not floaty else "float32",
+                 *((h_q) if not floaty else ()), data=np.full((batch, n_out), h_q[1]) if state_data else None,
+                 is_variable=True)
+    c = m.tensor("c_state", [batch, n_cell], cell_state_dtype if not floaty else "float32",
+                 *((cell_scale, 0) if not floaty else ()), is_variable=True)
+    ln = [m.tensor(f"ln_{g}", [n_cell], "int16", scale=1 / 1024, zero_point=0,
+                   data=rng.integers(500, 1500, n_cell)) for g in GATES] if layer_norm else [-1] * 4
+    y = m.tensor("y", [steps, batch, n_out] if time_major else [batch, steps, n_out],
+                 "int8" if not floaty else "float32", *((h_q) if not floaty else ()))
+    # the gates' intermediate scales: LiteRT reads them with layer norm only
+    gate_scales = [0.0007 * (1 + k / 3) for k in range(4)] if layer_norm else [2.0**-12] * 4
+    inter = [m.tensor(f"inter_{g}", [0], "int16", scale=gate_scales[k], zero_point=0) for k, g in enumerate(GATES)]
+    inter.append(m.tensor("inter_hidden", [0], "int8", scale=hidden_q[0], zero_point=hidden_q[1]))
+    ins = [x, *([-1] if cifg else w_in[:1]), *w_in[1:], *([-1] if cifg else w_rec[:1]), *w_rec[1:],
+           *peep, *([-1] if cifg else b[:1]), *b[1:], pw, pb, h, c, *ln]
+    m.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], intermediates=inter[:intermediates],
+         fusedActivationFunction={"TANH": 4, "RELU": 1, "SIGMOID": 6}[activation], cellClip=cell_clip,
+         projClip=proj_clip, timeMajor=time_major, **options)
+    return Case(m, [x], [y])
+
+
+# name -> (builder kwargs, goldens it runs against); TFLite Micro has no projection
+CASES = {
+    "b1_t3_i4_c8": (dict(), ("tflite", "tflm")),
+    "b2_t4_i3_c4": (dict(batch=2, steps=4, n_in=3, n_cell=4, seed=1), ("tflite", "tflm")),
+    "b2_t6_i8_c16_time_major": (dict(batch=2, steps=6, n_in=8, n_cell=16, time_major=True, seed=2),
+                                ("tflite", "tflm")),
+    "b1_t1_i5_c12": (dict(steps=1, n_in=5, n_cell=12, seed=3), ("tflite", "tflm")),
+    "extreme_zero_points": (dict(batch=2, steps=5, n_in=6, n_cell=8, x_q=(0.03, -128), h_q=(1 / 100, 127),
+                                 seed=4), ("tflite", "tflm")),
+    "negative_state_zp_time_major": (dict(batch=2, steps=3, n_cell=6, x_q=(0.015, 127), h_q=(1 / 90, -128),
+                                          time_major=True, seed=5), ("tflite", "tflm")),
+    "cell_clip": (dict(batch=2, steps=6, n_cell=8, cell_clip=0.4, w_scale=0.03, seed=6), ("tflite", "tflm")),
+    "cell_scale_2e-13": (dict(steps=4, cell_scale=2.0**-13, seed=7), ("tflite", "tflm")),
+    "cell_scale_2e-9_large_weights": (dict(batch=2, steps=4, cell_scale=2.0**-9, w_scale=0.04, seed=8),
+                                      ("tflite", "tflm")),
+    "projection": (dict(batch=2, steps=4, n_in=5, n_cell=8, n_out=6, seed=9), ("tflite",)),
+    "projection_no_bias_time_major": (dict(batch=1, steps=3, n_cell=8, n_out=4, proj_bias=False,
+                                           time_major=True, seed=10), ("tflite",)),
+    "projection_clip": (dict(batch=2, steps=3, n_cell=16, n_out=8, proj_clip=0.3, hidden_q=(1 / 60, 20),
+                             seed=11), ("tflite",)),
+    # only the hybrid kernel reads it
+    "asymmetric_quantize_inputs_ignored": (dict(batch=2, steps=3, asymmetricQuantizeInputs=True, seed=12),
+                                           ("tflite", "tflm")),
+    # LiteRT only: the gates' intermediate scales, the int16 coefficients; 6 cells is not a power of two
+    "layer_norm": (dict(batch=2, steps=4, n_in=5, n_cell=8, layer_norm=True, seed=13), ("tflite",)),
+    "layer_norm_6_cells_time_major": (dict(batch=2, steps=3, n_in=4, n_cell=6, layer_norm=True, time_major=True,
+                                           x_q=(0.02, -100), h_q=(1 / 120, 30), seed=14), ("tflite",)),
+    "layer_norm_projection": (dict(batch=1, steps=5, n_in=3, n_cell=8, n_out=5, layer_norm=True, seed=15),
+                              ("tflite",)),
+    # Zero weights, so the gates are the biases' activations, chosen (by a search over the biases) so that
+    # a cell product lands where one rounding (LiteRT: f * c >> 15, i * g >> 21) and two (TFLite Micro's
+    # MultiplyByQuantizedMultiplier) differ: with the other golden's rounding the outputs move by one.
+    # The output does not depend on the input: one or two values over every input set.
+    "cell_rounding_litert": (dict(steps=3, n_in=3, n_cell=4, zero_weights=True, cell_scale=2.0**-9,
+                                  h_q=(1 / 1024, 0), gate_bias=(-11915, -17770, 8000, 0)), ("tflite",)),
+    "cell_rounding_tflm": (dict(steps=2, n_in=3, n_cell=4, zero_weights=True, cell_scale=2.0**-9,
+                                h_q=(1 / 1024, 0), gate_bias=(-14129, 0, 6493, 0)), ("tflm",)),
+}
+WHY_NOT = {  # why a case does not run against a golden
+    "tflm": "TFLite Micro's UNIDIRECTIONAL_SEQUENCE_LSTM has no projection (its Prepare refuses projection "
+            "weights); dmxgen refuses it with --semantics tflm",
+    "layer_norm": "TFLite Micro's LSTM has no layer norm (its Prepare refuses the coefficients)",
+    "layer_norm_6_cells_time_major": "TFLite Micro's LSTM has no layer norm (its Prepare refuses the coefficients)",
+    "layer_norm_projection": "TFLite Micro's LSTM has neither layer norm nor projection",
+    "cell_rounding_litert": "its biases make LiteRT's rounding differ from TFLite Micro's, whose gates differ too",
+    "cell_rounding_tflm": "its biases make TFLite Micro's rounding differ from LiteRT's, whose gates differ too",
+}
+GOLDEN_CASES = [(name, golden) for name, (_, goldens) in CASES.items() for golden in ("tflite", "tflm")]
+
+
+def case(name: str) -> Case:
+    return lstm_model(**CASES[name][0])
+
+
+@pytest.mark.parametrize("name,golden", GOLDEN_CASES)
+def test_lstm_matches_golden(tmp_path, name, golden):
+    if golden not in CASES[name][1]:
+        pytest.skip(WHY_NOT.get(name, WHY_NOT["tflm"]))
+    check_case(case(name), tmp_path, goldens=(golden,), min_distinct=1 if "cell_rounding" in name else 8)
+
+
+VALID_ATTRS = [
+    {"layout": "batch_major", "semantics": "tflite", "input_zp": 3, "state_zp": 0,
+     "input_multiplier": [1374389535] * 4, "input_shift": [-1] * 4,
+     "recurrent_multiplier": [1717986918] * 4, "recurrent_shift": [0] * 4,
+     "hidden_multiplier": 1073741824, "hidden_shift": -7, "hidden_zp": 0, "cell_shift": -11},
+    {"layout": "time_major", "semantics": "tflm", "input_zp": -128, "state_zp": 127,
+     "input_multiplier": [1374389535] * 4, "input_shift": [-1] * 4,
+     "recurrent_multiplier": [1717986918] * 4, "recurrent_shift": [0] * 4,
+     "hidden_multiplier": 1073741824, "hidden_shift": -7, "hidden_zp": 127, "cell_shift": -11,
+     "cell_clip": 800, "forget_mul": (1073741824, -14), "update_mul": (1073741824, -7)},
+    {"layout": "batch_major", "semantics": "tflite", "input_zp": 0, "state_zp": -5,
+     "input_multiplier": [1374389535] * 4, "input_shift": [-1] * 4,
+     "recurrent_multiplier": [1717986918] * 4, "recurrent_shift": [0] * 4,
+     "hidden_multiplier": 1073741824, "hidden_shift": -7, "hidden_zp": 3, "cell_shift": -12,
+     "proj_multiplier": 1288490189, "proj_shift": -2, "proj_clip": 100,
+     "layer_norm_multiplier": [1073741824] * 4, "layer_norm_shift": [-9] * 4, "variance_guard": [9] * 4},
+]
+
+
+WHERE = "operator 0 (UNIDIRECTIONAL_SEQUENCE_LSTM, output 'y'): "
+REFUSALS = {
+    "float": (dict(input_dtype="float32", weight_dtype="float32"),
+              "float LSTM (float32 activations, float32 weights) is not supported; "
+              "only the integer kernel (int8 activations and weights, int16 cell state)"),
+    "hybrid": (dict(input_dtype="float32"),
+               "hybrid LSTM (float32 activations, int8 weights) is not supported; "
+               "only the integer kernel (int8 activations and weights, int16 cell state)"),
+    "relu": (dict(activation="RELU"), "fused activation RELU is not supported; the integer LSTM computes TANH"),
+    "peephole": (dict(peephole=True), "peephole connections (cell_to_*_weights) are not supported"),
+    "cifg": (dict(cifg=True), "CIFG LSTM (no input gate) is not supported"),
+    "negative_cell_clip": (dict(cell_clip=-1.0), "cell_clip -1 must be a finite number >= 0 (0: no clipping)"),
+    "diagonal": (dict(diagonalRecurrentTensors=True),
+                 "diagonal recurrent weights (diagonal_recurrent_tensors) are not supported"),
+    "cell_scale_not_pot": (dict(cell_scale=0.0003),
+                           "the cell state 'c_state' has scale 0.0003; the integer LSTM needs a power of two"),
+    "cell_scale_too_large": (dict(cell_scale=2.0**-8),
+                             "the cell state 'c_state' has scale 2^-8; the integer LSTM handles 2^-15 to 2^-9"),
+    "int8_cell_state": (dict(cell_state_dtype="int8"),
+                        "the cell state 'c_state' is int8; the integer LSTM keeps it in int16"),
+    "no_intermediates": (dict(intermediates=0),
+                         "has 0 intermediate tensors; the integer LSTM needs the 5 the TFLite converter writes "
+                         "(gate and hidden scales)"),
+    "state_with_data": (dict(state_data=True),
+                        "the output state 'h_state' holds data; TFLite resets a state tensor when it allocates"),
+    "per_channel": (dict(per_channel=True),
+                    "input-to-input weights 'w_in_input' must be quantized per tensor with zero point 0 "
+                    "(the integer LSTM reads one scale)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_lstm_refusals(tmp_path, name):
+    kwargs, message = REFUSALS[name]
+    c = lstm_model(**kwargs)
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    with pytest.raises(DmxError) as e:
+        load_tflite(path)
+    assert str(e.value) == f"{path}: {WHERE}{message}"
+
+
+def test_lstm_projection_refused_with_tflm_semantics(tmp_path):
+    c = case("projection")
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    assert load_tflite(path).ops[0].kind == "lstm"
+    with pytest.raises(DmxError) as e:
+        load_tflite(path, semantics="tflm")
+    assert str(e.value) == (f"{path}: {WHERE}LSTM projection is not supported with --semantics tflm "
+                            "(TFLite Micro's LSTM has none)")
+
+
+def test_lstm_states_start_from_their_reset_values(tmp_path):
+    """The state tensors become constants holding what TFLite resets them to: zero point, zero."""
+    c = case("extreme_zero_points")
+    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+    h, cell = (g.tensors[g.ops[0].inputs[i]] for i in (13, 14))
+    assert h.dtype == "int8" and np.all(h.data == 127) and cell.dtype == "int16" and np.all(cell.data == 0)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+def test_lstm_verifies_through_the_cli(tmp_path, golden):
+    """`dmxgen verify` runs the reference against each golden: exit 0, bit-exact."""
+    c = case("b2_t4_i3_c4")
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    r = CliRunner().invoke(main, ["verify", str(path), "--golden", golden, "--json"], catch_exceptions=False)
+    assert r.exit_code == 0 and json.loads(r.output)["bit_exact"], r.output
+
+
+def test_lstm_export_refused_in_one_line(tmp_path):
+    """No C kernel yet: `dmxgen export` stops with one line naming the layer, exit 2, nothing written."""
+    c = case("b2_t4_i3_c4")
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["export", str(path), "-o", str(out)])
+    assert r.exit_code == 2 and not out.exists()
+    assert r.output.strip().splitlines()[-1] == ("dmxgen: error: layer 'lstm_0': op lstm has no C kernel "
+                                                  "(it runs on: reference, tflite)")
+
+
+TFLM_COMMON_H = (Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "tflm" / "tflite-micro"
+                 / "tensorflow" / "lite" / "kernels" / "internal" / "common.h")
+
+
+def test_sigmoid_table_is_tflites():
+    """The table TFLite Micro's int16 Logistic and Tanh interpolate, read from its source when present."""
+    if not TFLM_COMMON_H.exists():
+        pytest.skip(f"{TFLM_COMMON_H} is absent (the TFLite Micro sources under ../shared)")
+    text = TFLM_COMMON_H.read_text()
+    body = text[text.index("sigmoid_table_uint16[256] = {"):]
+    values = [int(v) for v in re.findall(r"\d+", body[body.index("{") + 1:body.index("}")])]
+    assert values == SIGMOID_TABLE_U16.tolist()
+
+
+def test_lstm_weights_are_matrices_to_the_codecs():
+    """Each gate weight is an [out, in] matrix (the dense view `compress` and `inspect --formats` read)."""
+    from dmxgen.codecs import CodecError
+    from dmxgen.codecs.view import as_matrix, matrix_shape
+
+    w = np.arange(12, dtype=np.int8).reshape(4, 3)
+    assert matrix_shape("lstm", (4, 3)) == (4, 3) and as_matrix("lstm", w) is not None
+    assert np.array_equal(as_matrix("lstm", w), w)
+    with pytest.raises(CodecError, match=r"lstm weight must be \[out, in\], got shape \(4, 3, 1\)"):
+        matrix_shape("lstm", (4, 3, 1))
