@@ -141,7 +141,8 @@ def prelu_params(s_in: float, s_alpha: float, s_out: float, float32: bool = Fals
     LiteRT's activations.cc PreluPrepare computes both in float32 (`float32`), TFLite Micro's
     prelu_common.cc in double (the default, which the PyTorch side uses too)."""
     if float32:
-        m1, s1 = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+        with np.errstate(over="ignore"):  # inf, as in C; quantize_multiplier refuses it
+            m1, s1 = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
     else:
         m1, s1 = requant_params(s_in, s_out)
     alpha = mul_params(s_in, s_alpha, s_out, float32_product=float32)

@@ -249,3 +249,18 @@ def test_torch_prelu_over_dim_1_of_a_5d_tensor_is_refused_naming_the_layer():
                                        r"not supported$"):
         with m.calibrating():
             m(torch.randn(4, 3, 3, 3))
+
+
+@pytest.mark.parametrize("semantics", ["tflite", "tflm"])
+def test_prelu_scales_whose_quotient_overflows_are_one_line_refusals(tmp_path, semantics):
+    """Found by tools/fuzz_tflite.py: an input scale of 3.4e38 overflowed float32 with a RuntimeWarning."""
+    import warnings
+
+    m, x, y = prelu_model((1, 2, 2, 3), (3,), q_in=(3.4e38, 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # float32 (LiteRT) overflows to inf; double (TFLM) gives 8.5e39, beyond the kernels' left shift
+        want = {"tflite": r"requantization multiplier inf is not a finite positive number",
+                "tflm": r"requantization multiplier 8.5e\+39 needs a left shift of 133"}[semantics]
+        with pytest.raises(DmxError, match=want):
+            load_tflite(save(m, tmp_path, [x], [y]), semantics=semantics)
