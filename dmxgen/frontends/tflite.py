@@ -20,8 +20,8 @@ from ..graph.quant_params import (activation_range, add_params, conv_multipliers
 from ..ops import SPECS, RegistrationError
 from . import regular_file_size
 from . import tflite_slices as slices
-from .tflite_checks import (check_padding, check_quantization, check_shape, check_weights,
-                            check_window, check_work, window_scratch)
+from .tflite_checks import (check_padding, check_quantization, check_same_grid, check_shape,
+                            check_weights, check_window, check_work, window_scratch)
 
 try:
     import tflite
@@ -553,10 +553,9 @@ class _Reader:
         inp, out, perm = self.g.tensors[ins[0]], self.g.tensors[outs[0]], self.g.tensors[ins[1]]
         if perm.data is None or perm.dtype not in ("int32", "int64") or perm.data.ndim != 1:
             raise DmxError(f"permutation {perm.name!r} must be a constant 1-D int32 or int64 tensor")
-        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
-        if qi.per_channel or qo.per_channel or (np.float32(qi.s), qi.zp) != (np.float32(qo.s), qo.zp):
-            # TFLite's kernel copies codes: the grids must agree
-            raise DmxError(f"TRANSPOSE changes the quantization ({qi.describe()} -> {qo.describe()})")
+        self._need_quant(inp, "input")
+        self._need_quant(out, "output")
+        check_same_grid("TRANSPOSE", inp, out)
         rank = len(inp.shape)
         p = [int(v) + rank if int(v) < 0 else int(v) for v in perm.data]  # TFLite allows negative dims
         return "transpose", {"perm": tuple(p)}, ins[:1]
@@ -608,10 +607,9 @@ class _Reader:
         self._int8_io(ins, outs)
         inp, out = self._nhwc(ins, outs)
         self._const_size(ins[1], "size", out.shape[1:3])
-        qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
-        if qi.per_channel or qo.per_channel or (np.float32(qi.s), qi.zp) != (np.float32(qo.s), qo.zp):
-            # TFLite's int8 kernels interpolate codes: the grids must agree
-            raise DmxError(f"{name} changes the quantization ({qi.describe()} -> {qo.describe()})")
+        self._need_quant(inp, "input")
+        self._need_quant(out, "output")
+        check_same_grid(name, inp, out, "its int8 kernel interpolates codes")
         o = self.options(op, cls)
         return {"align_corners": int(bool(o and o.AlignCorners())),
                 "half_pixel_centers": int(bool(o and o.HalfPixelCenters()))}
@@ -632,7 +630,7 @@ class _Reader:
     def _slice_op(self, opname: str, inp: Tensor, out: Tensor, r) -> tuple:
         if r.out_shape != out.shape:
             raise DmxError(f"output shape {list(out.shape)} differs from the computed {list(r.out_shape)}")
-        slices.check_same_grid(opname, inp, out)
+        check_same_grid(opname, inp, out)
         return "strided_slice", {"begin": r.begin, "end": r.end, "step": r.step}, [inp.name]
 
     @tflite_op("STRIDED_SLICE", "strided_slice", inputs=(4, 4))
@@ -702,7 +700,7 @@ class _Reader:
             raise DmxError(f"output shape {list(out.shape)} differs from the computed {list(want)}")
         if inp.dtype != out.dtype:
             raise DmxError(f"{opname} changes the dtype")
-        slices.check_same_grid(opname, inp, out)
+        check_same_grid(opname, inp, out)
         return "reshape", {}, ins[:1]
 
     @tflite_op("SQUEEZE", "reshape", inputs=(1, 1))

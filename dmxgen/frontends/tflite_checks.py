@@ -103,3 +103,15 @@ def check_work(scratch: int, macs: int) -> None:
                        f"{MAX_SCRATCH_BYTES:,} (check its strides, dilations and padding)")
     if macs > MAX_LAYER_MACS:
         raise DmxError(f"the layer needs {macs:,} multiply-accumulates, over the limit of {MAX_LAYER_MACS:,}")
+
+
+def check_same_grid(opname: str, inp, out, why: str = "its kernel copies codes") -> None:
+    """An operator whose int8 kernel works on the codes themselves (a copy, an interpolation) needs
+    its input and output on one per-tensor grid; `why` ends the message."""
+    qi, qo = inp.quant, out.quant
+    if qi is None or qo is None:
+        if (qi is None) != (qo is None):
+            raise DmxError(f"{opname}: {'input' if qi is None else 'output'} tensor has no quantization parameters")
+        return
+    if qi.per_channel or qo.per_channel or (float(qi.s), int(qi.zp)) != (float(qo.s), int(qo.zp)):
+        raise DmxError(f"{opname} changes the quantization ({qi.describe()} -> {qo.describe()}); {why}")

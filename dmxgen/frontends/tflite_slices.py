@@ -139,18 +139,6 @@ def split(shape, axis: int, sizes) -> list[Ranges]:
     return out
 
 
-def check_same_grid(opname: str, inp, out) -> None:
-    """The operator copies codes, so its input and output grids must agree (one per-tensor grid)."""
-    qi, qo = inp.quant, out.quant
-    if qi is None or qo is None:
-        if (qi is None) != (qo is None):
-            raise DmxError(f"{opname}: {'input' if qi is None else 'output'} tensor has no quantization parameters")
-        return
-    if qi.per_channel or qo.per_channel or (float(qi.s), int(qi.zp)) != (float(qo.s), int(qo.zp)):
-        raise DmxError(f"{opname} changes the quantization ({qi.describe()} -> {qo.describe()}); "
-                       "its kernel copies codes")
-
-
 def const_ints(t, what: str) -> list[int]:
     """The values of a constant int32 / int64 tensor (begin, end, strides, sizes, axis)."""
     if t.data is None or t.dtype not in ("int32", "int64"):
