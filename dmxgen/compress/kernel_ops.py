@@ -1,7 +1,7 @@
-"""The integer kernels of two op kinds as torch custom ops, for the fake-quantized forward.
+"""The integer kernels of three op kinds as torch custom ops, for the fake-quantized forward.
 
 Each op runs the very numpy function the reference interpreter runs (graph/fixedpoint.py's
-softmax_gemmlowp, ops/batch_matmul.py's batch_matmul_codes), so the fake-quantized layer and the
+softmax_gemmlowp, ops/batch_matmul.py's batch_matmul_codes, ops/lut_interp.py's interpolate), so the fake-quantized layer and the
 exported op compute their codes once, not in two implementations held equal by tests. As custom
 ops with a shape-only fake they are also what torch.export records for dmxgen.save (one call each);
 loading such a .pt2 needs this module imported, which `dmxgen.load` does through dmxgen.compress.
@@ -13,6 +13,7 @@ import torch
 
 from ..graph import fixedpoint as fp
 from ..ops.batch_matmul import BatchMatmulAttrs, batch_matmul_codes
+from ..ops.lut_interp import interpolate
 
 
 @torch.library.custom_op("dmxgen::softmax_gemmlowp", mutates_args=())
@@ -43,3 +44,15 @@ def batch_matmul(lhs: torch.Tensor, rhs: torch.Tensor, lhs_offset: int, rhs_offs
 def _(lhs, rhs, lhs_offset, rhs_offset, output_offset, output_multiplier, output_shift, act_min, act_max):
     batch = torch.broadcast_shapes(lhs.shape[:-2], rhs.shape[:-2])
     return lhs.new_empty((*batch, lhs.shape[-2], rhs.shape[-1]), dtype=torch.int64)
+
+
+@torch.library.custom_op("dmxgen::lut_interp", mutates_args=())
+def lut_interp(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """table [channels, G] and int8 codes (as int64, channels last) -> the lut_interp op's codes (int64)."""
+    out = interpolate(table.detach().cpu().numpy(), codes.detach().cpu().numpy())
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.int64))
+
+
+@lut_interp.register_fake
+def _(table, codes):
+    return torch.empty_like(codes, dtype=torch.int64)

@@ -2,14 +2,15 @@
 
 The exported op is ops/lut_interp.py: per channel, the output codes at the input codes
 -128, -128 + step, ... (step = 256 / G), linearly interpolated by the integer rule there.
-Once both quantizers have ranges the forward computes exactly that, in torch integer ops
-(torch.export traces it for dmxgen.save), with the float function's gradient (straight
-through); tests hold it equal to the reference kernel on every code.
+Once both quantizers have ranges the forward computes exactly that: the reference kernel's
+own numpy function, as a torch custom op (compress/kernel_ops.py, which torch.export records
+for dmxgen.save), with the float function's gradient (straight through).
 """
 from __future__ import annotations
 
 import torch
 
+from . import kernel_ops
 from .layers import _Elementwise
 from .psa import PSA, LazyLearnable, LerpPSA, LinearSpline
 from .formats import NumFormat
@@ -48,20 +49,7 @@ class QuantInterp(_Elementwise):
             return self.out_quant(y)
         with torch.no_grad():
             codes = self.in_quant.codes(x).to(torch.int64).movedim(self.fn.dim, -1)
-            out = interpolate_codes(self.table(), codes)
+            out = kernel_ops.lut_interp(self.table(), codes)
             s, zp = self.out_quant.qparams()
             out = ((out.to(torch.float32) - zp) * torch.tensor(s, dtype=torch.float32)).movedim(-1, self.fn.dim)
         return ste(y, out)
-
-
-def interpolate_codes(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """ops/lut_interp.py's rule in torch int64: table [features, G], codes [..., features]."""
-    points = table.shape[1]
-    bits = (256 // points).bit_length() - 1
-    idx = codes + 128
-    msb = torch.clamp(idx >> bits, max=points - 2)
-    frac = idx & ((1 << bits) - 1)
-    flat = table.reshape(-1)
-    at = torch.arange(codes.shape[-1]) * points + msb
-    y0, y1 = flat[at], flat[at + 1]
-    return y0 + (((y1 - y0) * frac + (1 << (bits - 1))) >> bits)
