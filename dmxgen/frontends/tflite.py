@@ -8,7 +8,6 @@ where the two differ (see docs/goldens.md).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import flatbuffers
 import numpy as np
@@ -31,18 +30,13 @@ try:
 except ImportError as e:  # pragma: no cover - a dependency of the package
     raise DmxError("the 'tflite' package is missing: run `make setup`") from e
 
-_OPNAME = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
-_ACTNAME = {v: k for k, v in vars(ActivationFunctionType).items() if not k.startswith("_")}
+from .tflite_registry import _ACTNAME, _OPNAME, ARITY, MANY_OUTPUTS, OPERATORS, tflite_op  # noqa: E402,F401
+
 _TYPES = {
     TensorType.FLOAT32: "float32", TensorType.INT8: "int8", TensorType.UINT8: "uint8",
     TensorType.INT16: "int16", TensorType.INT32: "int32", TensorType.INT64: "int64",
     TensorType.BOOL: "bool",
 }
-# TFLite operator name -> (the _Reader method that maps it, the op kinds it may produce),
-# filled by @tflite_op; SUPPORTED and the support table (dmxgen/support.py) are read from it.
-OPERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
-ARITY: dict[str, tuple[int, int]] = {}  # operator -> (fewest, most) inputs, from @tflite_op
-MANY_OUTPUTS: set[str] = set()  # operators with several outputs (SPLIT): their mapping returns one op per output
 SEMANTICS = ("tflite", "tflm")
 SUPPORT_TABLE = "see 'Supported operators' in README.md"
 # why a custom operator is there, for the ones users meet
@@ -50,27 +44,6 @@ _CUSTOM_HINTS = {
     "ethos-u": "this model was compiled for an NPU: Vela replaced its layers by one Ethos-U command stream; "
                "give dmxgen the .tflite from before Vela",
 }
-
-
-def tflite_op(name: str, *kinds: str, inputs: tuple[int, int], many_outputs: bool = False) -> Callable:
-    """Register a _Reader method as the mapping of TFLite operator `name` to one of `kinds`;
-    `inputs`: the (fewest, most) inputs the operator takes, the ones beyond the fewest optional.
-    A mapping returns (kind, attrs, inputs), or a list of (kind, attrs, inputs, outputs), one per op
-    it lowers to (`many_outputs`: the operator writes several tensors, SPLIT)."""
-    unknown = [k for k in kinds if k not in SPECS]
-    if unknown or not kinds:
-        raise ValueError(f"tflite_op({name!r}): {unknown or 'no'} op kinds")
-
-    def decorate(method: Callable) -> Callable:
-        if name in OPERATORS:
-            raise ValueError(f"TFLite operator {name} is mapped twice")
-        OPERATORS[name] = (method, kinds)
-        ARITY[name] = inputs
-        if many_outputs:
-            MANY_OUTPUTS.add(name)
-        return method
-
-    return decorate
 
 
 def load_tflite(path: str | Path, semantics: str = "tflite") -> Graph:
@@ -945,6 +918,8 @@ class _Reader:
         return "prelu", leaky_relu_attrs(float(o.Alpha()), inp, out, qi, qo), ins[:1]
 
 
+
+from . import tflite_ops  # noqa: E402,F401  - the operator families mapped outside _Reader register here
 
 SUPPORTED = tuple(OPERATORS)  # the TFLite operators dmxgen reads
 
