@@ -23,21 +23,27 @@ from .frontends import torch_graph  # noqa: F401  registers the Model -> Graph b
 __all__ = ["aware", "Model", "save", "load", "to_graph", "register_function", "reference_outputs"]
 
 
-def reference_outputs(graph, codes) -> "np.ndarray":
+def reference_outputs(graph, codes):
     """The integer reference's output codes for a batch of int8 inputs (the graph's batch is 1),
-    e.g. graph = model.to_graph(x[:1]); reference_outputs(graph, model.quantize_input(x))."""
+    e.g. graph = model.to_graph(x[:1]); reference_outputs(graph, model.quantize_input(x)).
+    Several inputs: a tuple of batches in graph input order (what quantize_input returns); several
+    outputs: a tuple of arrays in graph output order."""
     import numpy as np
 
     from . import reference
 
-    return np.concatenate([reference.run(graph, [codes[i:i + 1]])[graph.outputs[0]] for i in range(len(codes))])
+    sets = tuple(codes) if isinstance(codes, (tuple, list)) else (codes,)
+    runs = [reference.run(graph, [c[i:i + 1] for c in sets]) for i in range(len(sets[0]))]
+    outs = tuple(np.concatenate([r[name] for r in runs]) for name in graph.outputs)
+    return outs[0] if len(outs) == 1 else outs
 
 
 def to_graph(model: Model, example_input):
-    """The integer Graph of a transformed, calibrated Model."""
+    """The integer Graph of a transformed, calibrated Model (example_input: a tensor, or a tuple of
+    one tensor per input)."""
     if not isinstance(model, Model):
         raise DmxError(f"expected a dmxgen.Model, got {type(model).__name__}; wrap the net with dmxgen.Model(net)")
-    return model.to_graph(example_input)
+    return model.to_graph(*_as_tuple(example_input))
 
 
 def save(model: Model, path, example_input) -> Path:
@@ -47,23 +53,28 @@ def save(model: Model, path, example_input) -> Path:
     Refuses a model that was not transformed or whose activation ranges were never
     recorded, and one whose fake-quantized layers compute other codes on example_input
     than the integer reference runs on the exported graph (naming the first such layer).
-    The graph takes batch 1 of example_input's shape.
+    The graph takes batch 1 of example_input's shape; a model with several inputs takes a tuple
+    of example tensors, one per forward() parameter.
     """
     from . import reference
     from .compress.agreement import check_agreement
     from .frontends.torch_graph import graph_and_tensors
     from .frontends.torch_io import ENTRY, dumps
+    from .compress.multi_io import examples as example_tensors
 
     if not isinstance(model, Model):
         raise DmxError(f"dmxgen.save needs a dmxgen.Model, got {type(model).__name__}")
     model.check_calibrated("save")
     path = Path(path)
-    example = example_input[:1].float()
-    graph, tensors = graph_and_tensors(model, example)
-    check_agreement(model, graph, tensors, reference.run(graph, [model.quantize_input(example)], keep=True), example)
+    examples = example_tensors(model.body, _as_tuple(example_input))
+    graph, tensors = graph_and_tensors(model, *examples)
+    codes = _as_tuple(model.quantize_input(*examples))
+    check_agreement(model, graph, tensors, reference.run(graph, list(codes), keep=True), examples)
     meta = {"layers": {n: _describe(c) for n, c in model.layer_configs.items()},
             "sparsity": model.sparsity(), "config": model.config_source,
-            "input_shape": list(example.shape), "torch": torch.__version__}
+            "input_shape": list(examples[0].shape), "torch": torch.__version__}
+    if len(examples) > 1:
+        meta["input_shapes"] = [list(x.shape) for x in examples]
     if hasattr(model, "exit_graph"):  # an EarlyExit: its entry points and exit policy are saved too
         graph = model.exit_graph(graph)
     text = dumps(graph, meta)
@@ -71,7 +82,7 @@ def save(model: Model, path, example_input) -> Path:
     was_training = model.training
     model.eval()
     try:
-        program = torch.export.export(_Frozen(model), (example,))
+        program = torch.export.export(_Frozen(model), examples)
     except Exception as e:  # export of exotic Python can fail; the graph alone is what dmxgen needs
         raise DmxError(f"torch.export could not export the model ({type(e).__name__}: "
                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
@@ -115,8 +126,13 @@ class _Frozen(torch.nn.Module):
             if hasattr(m, "freeze") and not isinstance(m, ActQuant):
                 m.freeze()
 
-    def forward(self, x):
-        return self.body(x)
+    def forward(self, *xs):
+        return self.body(*xs)
+
+
+def _as_tuple(x) -> tuple:
+    """An example input as a tuple: a tuple or list stays one, anything else is one input."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
 def _describe(cfg) -> dict:

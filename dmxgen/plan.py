@@ -36,6 +36,7 @@ class Buffer:
     end: int  # index of the op that last reads it; len(ops) for the graph output
     io: str | None = None  # "input" or "output" when it is the caller's buffer
     scratch_of: int | None = None  # op index, for an op's temporary working memory
+    persistent: bool = False  # state kept across runs (an LSTM's): its bytes are its own for good
     offset: int = 0  # in the arena (0 for caller buffers)
 
     @property
@@ -87,6 +88,11 @@ class Plan:
     def io_bytes(self) -> dict[str, int]:
         return {b.io: b.size for b in self.buffers if b.io}
 
+    @property
+    def state_buffers(self) -> list[Buffer]:
+        """The persistent buffers: state tensors that runs read and write and no other tensor shares."""
+        return [b for b in self.buffers if b.persistent]
+
 
 def _align(x: int, a: int) -> int:
     return (x + a - 1) // a * a
@@ -103,7 +109,7 @@ def _inplace_input(graph: Graph, op: Op, i: int, buffers: list[Buffer], where: d
             continue
         t = graph.tensors[name]
         b = buffers[where[name]]
-        if b.io is not None or t.shape != out.shape or t.nbytes != out.nbytes:
+        if b.io is not None or b.persistent or t.shape != out.shape or t.nbytes != out.nbytes:
             continue
         if max(last.get(m, b.start) for m in b.tensors) == i:  # every alias dies here
             return where[name]
@@ -147,6 +153,9 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None, alignment: 
 
     for name in graph.inputs:
         new_buffer(name, -1, "input")
+    for name in dict.fromkeys(n for op in graph.ops for k in op.spec.state_inputs for n in op.inputs[k:k + 1] if n):
+        where[name] = len(buffers)  # live before the first op and after the last: no other tensor's bytes
+        buffers.append(Buffer([name], graph.tensors[name].nbytes, -1, n_ops, None, persistent=True))
     scratch_index: dict[int, int] = {}
     for i, op in enumerate(graph.ops):
         out = op.outputs[0]
@@ -176,7 +185,7 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None, alignment: 
             scratch_index[i] = len(buffers)
             buffers.append(Buffer([], int(scratch[i]), i, i, None, scratch_of=i))
     for b in buffers:
-        if b.scratch_of is None:
+        if b.scratch_of is None and not b.persistent:
             b.end = max([b.start] + [last.get(m, b.start) for m in b.tensors])
             if b.io == "output":
                 b.end = n_ops

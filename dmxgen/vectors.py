@@ -36,24 +36,26 @@ class Vectors:
 
 
 def input_range(graph: Graph, name: str) -> tuple[float, float] | None:
-    """For a float input that is quantized right away, the real range its int8 covers."""
+    """For a float input that is quantized right away, the real range its int8 (int16) codes cover."""
     for op in graph.consumers(name):
         if op.kind == "quantize":
             s, zp = op.attrs["scale"], op.attrs["zero_point"]
-            return s * (-128 - zp), s * (127 - zp)
+            info = np.iinfo(graph.tensors[op.outputs[0]].dtype)
+            return s * (int(info.min) - zp), s * (int(info.max) - zp)
     return None
 
 
 def random_inputs(graph: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
-    """n sets of inputs: uniform int8, or floats spread over the range the model quantizes."""
+    """n sets of inputs: uniform int8 or int16 codes, or floats spread over the range the model quantizes."""
     rng = np.random.default_rng(seed)
     sets = []
     for _ in range(n):
         one = []
         for name in graph.inputs:
             t = graph.tensors[name]
-            if t.dtype == "int8":
-                one.append(rng.integers(-128, 128, size=t.shape, dtype=np.int64).astype(np.int8))
+            if t.dtype in ("int8", "int16"):
+                info = np.iinfo(t.dtype)
+                one.append(rng.integers(info.min, info.max + 1, size=t.shape, dtype=np.int64).astype(t.dtype))
             elif t.dtype == "float32":
                 lo, hi = input_range(graph, name) or (-1.0, 1.0)
                 one.append(rng.uniform(lo, hi, size=t.shape).astype(np.float32))
@@ -103,10 +105,10 @@ def _copies(graph: Graph, name: str, arr: np.ndarray, p: Path) -> list[np.ndarra
     if arr.size == 0 or arr.size % t.size:
         raise DmxError(f"{p}: {arr.size} values is not a whole number of inputs of shape {list(t.shape)}"
                        + (f" (input {name!r})" if len(graph.inputs) > 1 else ""))
-    if t.dtype == "int8" and arr.dtype.kind == "f":
+    if t.dtype in ("int8", "int16") and arr.dtype.kind == "f":
         q = t.quant
         if q is None:
-            raise DmxError(f"{p}: float data for an int8 input without quantization parameters")
+            raise DmxError(f"{p}: float data for an {t.dtype} input without quantization parameters")
         arr = quantize_float(arr, q.s, q.zp, t.dtype)
     return [x.astype(t.dtype).reshape(t.shape) for x in arr.reshape(-1, t.size)]
 

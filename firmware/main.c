@@ -96,14 +96,14 @@ static int dmx_locate(int i, int *offset)
         i -= dmx_output_info[k].size;
         k++;
     }
-    *offset = i * (dmx_output_info[k].is_float ? 4 : 1);
+    *offset = i * dmx_output_info[k].elem_bytes;
     return k;
 }
 static unsigned char *dmx_out_base(int k)
 {
     size_t at = 0;
     for (int j = 0; j < k; j++)
-        at += ((size_t)dmx_output_info[j].size * (dmx_output_info[j].is_float ? 4u : 1u) + 3u) / 4u;
+        at += ((size_t)dmx_output_info[j].size * (size_t)dmx_output_info[j].elem_bytes + 3u) / 4u;
     return (unsigned char *)(dmx_output_words + at);
 }
 static int dmx_run(void)
@@ -115,10 +115,13 @@ static int dmx_run(void)
 }
 static const char *dmx_output_type(void)
 {
-    for (int k = 0; k < DMX_NUM_OUTPUTS; k++)
+    int widest = 1;
+    for (int k = 0; k < DMX_NUM_OUTPUTS; k++) {
         if (dmx_output_info[k].is_float)
-            return "float32"; /* int8 values print as whole numbers, which read as floats too */
-    return "int8";
+            return "float32"; /* integer values print as whole numbers, which read as floats too */
+        widest = dmx_output_info[k].elem_bytes > widest ? dmx_output_info[k].elem_bytes : widest;
+    }
+    return widest == 2 ? "int16" : "int8"; /* int8 values read as int16 too */
 }
 static const unsigned char *dmx_value_bytes(int i, int expected)
 {
@@ -136,6 +139,10 @@ static void dmx_print_at(int i, int expected)
         float v;
         memcpy(&v, p, sizeof v);
         DMX_PRINT_VALUE(v);
+    } else if (dmx_output_info[k].elem_bytes == 2) {
+        int16_t v;
+        memcpy(&v, p, sizeof v);
+        DMX_PRINT_VALUE(v);
     } else {
         int8_t v;
         memcpy(&v, p, sizeof v);
@@ -144,7 +151,7 @@ static void dmx_print_at(int i, int expected)
 }
 #define DMX_OUT_BYTES(i) dmx_value_bytes((i), 0)
 #define DMX_EXP_BYTES(i) dmx_value_bytes((i), 1)
-#define DMX_OUT_SIZEOF(i) ((size_t)(dmx_output_info[dmx_locate((i), &(int){0})].is_float ? 4 : 1))
+#define DMX_OUT_SIZEOF(i) ((size_t)dmx_output_info[dmx_locate((i), &(int){0})].elem_bytes)
 #define DMX_PRINT_OUT(i) dmx_print_at((i), 0)
 #define DMX_PRINT_EXP(i) dmx_print_at((i), 1)
 #endif

@@ -14,6 +14,18 @@ def shared_models(pattern: str = "*/*.tflite") -> list[Path]:
     return sorted(SHARED_MODELS.glob(pattern)) if SHARED_MODELS.is_dir() else []
 
 
+# The shared models every `make test` runs; the others run in `make test-slow` (marked slow), so that
+# the default suite fits CI's budget. One of each family: the MLPerf Tiny models, the dCSR paper's
+# dense and 90%-pruned DS-CNNs, and its dense and pruned MobileNetV2.
+SAMPLE = {"kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8", "dense_s", "sparse_s_90",
+          "sparse_m_90", "sparse_l_90", "mobilenetv2_cifar10_dense100", "mobilenetv2_cifar10_sparse90"}
+
+
+def sampled(models: list[Path], sample: set[str] = SAMPLE) -> list:
+    """pytest params of `models`, those outside `sample` (by stem) marked slow."""
+    return [pytest.param(m, id=m.name, marks=() if m.stem in sample else pytest.mark.slow) for m in models]
+
+
 def shared_or_skip(relpath: str) -> Path:
     p = SHARED_MODELS / relpath
     if not p.exists():

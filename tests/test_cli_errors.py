@@ -67,16 +67,16 @@ def test_corrupted_flatbuffer(tmp_path):
 
 
 def test_unsupported_operator_names_op_and_tensor(tmp_path):
-    p = tmp_path / "tanh.tflite"
-    p.write_bytes(fc_model(out_shape=(1, 8), opname="TANH"))
-    assert_one_line_error(run("verify", p), "operator 0 (TANH) is not supported")
+    p = tmp_path / "sin.tflite"
+    p.write_bytes(fc_model(out_shape=(1, 8), opname="SIN"))
+    assert_one_line_error(run("verify", p), "operator 0 (SIN) is not supported")
 
 
 def test_unsupported_builtin_is_short_and_points_at_the_support_table(tmp_path):
-    p = tmp_path / "tanh.tflite"
-    p.write_bytes(fc_model(out_shape=(1, 8), opname="TANH"))
+    p = tmp_path / "sin.tflite"
+    p.write_bytes(fc_model(out_shape=(1, 8), opname="SIN"))
     r = run("inspect", p)
-    assert_one_line_error(r, "operator 0 (TANH) is not supported", "'Supported operators' in README.md")
+    assert_one_line_error(r, "operator 0 (SIN) is not supported", "'Supported operators' in README.md")
     assert "CONV_2D" not in r.stderr and len(r.stderr.strip()) - len(str(p)) < 120, r.stderr
 
 
@@ -110,8 +110,8 @@ def test_inconsistent_shapes_name_the_layer(tmp_path):
 
 
 def test_debug_shows_traceback(tmp_path):
-    p = tmp_path / "tanh.tflite"
-    p.write_bytes(fc_model(out_shape=(1, 8), opname="TANH"))
+    p = tmp_path / "sin.tflite"
+    p.write_bytes(fc_model(out_shape=(1, 8), opname="SIN"))
     r = run("inspect", p, debug=True)
     assert r.returncode != 0
     assert "Traceback" in r.stderr and "DmxError" in r.stderr

@@ -38,6 +38,7 @@ ALLOWED = {
     "api": {"compress", "frontends", "reference"},
     "<root>": {"ops", "api", "compress"},  # dmxgen/__init__.py: registers the ops, re-exports the API lazily
     "cli": {"commands"},
+    "custom": {"ops"},  # dmxgen/custom.py: loads the user's plugins into ops/custom.py's table (docs/custom-ops.md)
     "testing": {"graph"},  # builders of test models (flatbuffers; zoo.py merges one-op graphs), used by tests only
     "errors": set(),
     "_libm": set(),

@@ -82,7 +82,7 @@ def test_the_storage_policy_is_decided_once_before_the_model_is_read(tmp_path):
     p = pipeline.prepare(path, fmt="dcsr", min_sparsity=0.3)
     assert p.storage == StoragePolicy("dcsr", 0.3, pack_int4=True)
     missing = tmp_path / "missing.tflite"
-    with pytest.raises(DmxError, match=r"^unknown weight format 'rle'; choose one of dense, csr, dcsr, auto$"):
+    with pytest.raises(DmxError, match=r"^unknown weight format 'rle'; choose one of dense, csr, dcsr, dcsr_gather, auto$"):
         pipeline.prepare(missing, fmt="rle")
     with pytest.raises(DmxError, match=r"^--min-sparsity must be between 0 and 1, got 1.5$"):
         pipeline.prepare(missing, min_sparsity=1.5)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from dmxgen.cli import main
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import small_cnn
-from tests.conftest import SHARED_MODELS, shared_models, shared_or_skip
+from tests.conftest import SHARED_MODELS, sampled, shared_models, shared_or_skip
 
 SAMPLE_INPUTS = {
     "kws_ref_model.tflite": "mlperf_tiny/kws_sample_input_int8_1x49x10.npy",
@@ -58,7 +58,7 @@ def test_mismatch_is_reported_and_exit_1(small_model, monkeypatch):
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("model", shared_models(), ids=lambda p: p.name)
+@pytest.mark.parametrize("model", sampled(shared_models()))
 def test_shared_model_bit_exact(model, tmp_path):
     extra = []
     if model.name in SAMPLE_INPUTS:

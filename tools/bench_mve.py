@@ -4,7 +4,9 @@
     .venv/bin/python tools/bench_mve.py [--models kws_ref_model,ad01_int8] [--no-sparse] [--out build/bench_mve] [--json]
 
 (a) sparse_l_90's pruned layers (the FULLY_CONNECTED and the 276x276 1x1 convolutions):
-    dCSR with MVE vs dense with MVE, per layer, and dense scalar (-DDMX_NO_MVE) beside them.
+    dCSR with MVE vs dense with MVE, per layer, and dense scalar (-DDMX_NO_MVE) beside them;
+    "auto MVE" is `--format dcsr_gather` (auto takes it under a byte budget), the FC in dCSR's gather-offset variant
+    (docs/formats-dcsr-gather.md), with the whole model's totals under the table.
 (b) the MLPerf Tiny models, dense weights: dmxgen scalar, dmxgen MVE and TFLite Micro with
     CMSIS-NN on the same emulator (measured in the same run, tools/bench_tflm.py); the target is fewer instructions than
     TFLM + CMSIS-NN on every model.
@@ -41,13 +43,16 @@ def run(name: str, fmt: str, mve: bool, out_root: Path) -> tuple[dict, firmware.
 
 
 def sparse_rows(out_root: Path) -> tuple[list[dict], bool]:
-    """Per pruned layer of sparse_l_90: dense MVE, dCSR MVE, dense scalar, dCSR scalar."""
+    """Per pruned layer of sparse_l_90: dense MVE, dCSR MVE, dense scalar, dCSR scalar, auto MVE;
+    and a last row "model" with the whole inference's totals."""
     manifest, dcsr_mve = run(SPARSE, "dcsr", True, out_root)
     _, dcsr_scalar = run(SPARSE, "dcsr", False, out_root)
     _, dense_mve = run(SPARSE, "dense", True, out_root)
     _, dense_scalar = run(SPARSE, "dense", False, out_root)
-    runs = (dense_mve, dcsr_mve, dense_scalar, dcsr_scalar)
+    auto_manifest, auto_mve = run(SPARSE, "dcsr_gather", True, out_root)  # conv layers fall back to dcsr
+    runs = (dense_mve, dcsr_mve, dense_scalar, dcsr_scalar, auto_mve)
     counts = [{lc.index: lc.instructions for lc in r.layers} for r in runs]
+    auto_fmt = {layer["index"]: layer.get("format") for layer in auto_manifest["layers"]}
     rows = []
     for layer in manifest["layers"]:
         if layer.get("format") != "dcsr":
@@ -55,7 +60,11 @@ def sparse_rows(out_root: Path) -> tuple[list[dict], bool]:
         i = layer["index"]
         rows.append({"layer": layer["name"], "op": layer["op"], "matrix": layer["matrix"],
                      "sparsity": layer["sparsity"], "dense_mve": counts[0][i], "dcsr_mve": counts[1][i],
-                     "dense_scalar": counts[2][i], "dcsr_scalar": counts[3][i]})
+                     "dense_scalar": counts[2][i], "dcsr_scalar": counts[3][i], "auto_mve": counts[4][i],
+                     "auto_format": auto_fmt[i]})
+    rows.append({"layer": "model", "dense_mve": dense_mve.total_instructions,
+                 "dcsr_mve": dcsr_mve.total_instructions, "dense_scalar": dense_scalar.total_instructions,
+                 "dcsr_scalar": dcsr_scalar.total_instructions, "auto_mve": auto_mve.total_instructions})
     return rows, all(r.passed for r in runs)
 
 
@@ -91,17 +100,22 @@ def op_rows(models: list[dict]) -> list[list[str]]:
 def render(sparse: list[dict], models: list[dict]) -> str:
     parts = []
     if sparse:
-        body = [[r["layer"], r["op"], "x".join(map(str, r["matrix"])), f"{r['sparsity']:.1%}",
-                 f"{r['dense_scalar']:,}", f"{r['dense_mve']:,}", f"{r['dcsr_mve']:,}",
-                 f"{r['dense_mve'] / r['dcsr_mve']:.2f}x", f"{r['dense_scalar'] / r['dense_mve']:.2f}x",
-                 f"{r['dcsr_scalar'] / r['dcsr_mve']:.2f}x"] for r in sparse]
-        tot = {k: sum(r[k] for r in sparse) for k in ("dense_scalar", "dense_mve", "dcsr_mve", "dcsr_scalar")}
-        body.append(["total", "", "", "", f"{tot['dense_scalar']:,}", f"{tot['dense_mve']:,}",
-                     f"{tot['dcsr_mve']:,}", f"{tot['dense_mve'] / tot['dcsr_mve']:.2f}x",
-                     f"{tot['dense_scalar'] / tot['dense_mve']:.2f}x", f"{tot['dcsr_scalar'] / tot['dcsr_mve']:.2f}x"])
+        layers, whole = [r for r in sparse if r["layer"] != "model"], [r for r in sparse if r["layer"] == "model"]
+        keys = ("dense_scalar", "dense_mve", "dcsr_mve", "dcsr_scalar", "auto_mve")
+        tot = {k: sum(r[k] for r in layers) for k in keys}
+
+        def line(name, r, op="", matrix="", zeros="", fmt=""):
+            return [name, op, matrix, zeros, f"{r['dense_scalar']:,}", f"{r['dense_mve']:,}", f"{r['dcsr_mve']:,}",
+                    f"{r['dense_mve'] / r['dcsr_mve']:.2f}x", f"{r['auto_mve']:,}" + (f" ({fmt})" if fmt else ""),
+                    f"{r['dense_mve'] / r['auto_mve']:.2f}x", f"{r['dense_scalar'] / r['dense_mve']:.2f}x",
+                    f"{r['dcsr_scalar'] / r['dcsr_mve']:.2f}x"]
+        body = [line(r["layer"], r, r["op"], "x".join(map(str, r["matrix"])), f"{r['sparsity']:.1%}",
+                     r["auto_format"]) for r in layers]
+        body.append(line("total", tot))
+        body += [line("whole model", r) for r in whole]
         parts.append(f"(a) {SPARSE}, pruned layers: instructions per inference and layer\n" + table(
             body, ["layer", "op", "matrix", "zeros", "dense scalar", "dense MVE", "dCSR MVE", "dCSR speed-up",
-                   "MVE/scalar dense", "MVE/scalar dCSR"]))
+                   "auto MVE", "auto speed-up", "MVE/scalar dense", "MVE/scalar dCSR"]))
     if models:
         body = [[r["model"], f"{r['scalar']:,}", f"{r['mve']:,}", f"{r['tflm_cmsis_nn']:,}",
                  f"{r['mve'] / r['tflm_cmsis_nn']:.2f}", f"{r['scalar'] / r['mve']:.1f}x",

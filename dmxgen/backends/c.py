@@ -36,10 +36,12 @@ def tool_version() -> str:
 
 def _io_info(graph: Graph, name: str, role: str, param: str) -> dict:
     t = graph.tensors[name]
-    if t.dtype not in ("int8", "float32"):
-        raise DmxError(f"model {role} {name!r} is {t.dtype}; the C backend takes int8 or float32")
+    if t.dtype not in ("int8", "int16", "float32") and not (role == "output" and t.dtype in ("int32", "int64")):
+        raise DmxError(f"model {role} {name!r} is {t.dtype}; the C backend takes int8, int16 or float32 "
+                       "(and int32 or int64 indices as outputs)")
     q = t.quant
     return {"role": role, "name": name, "shape": list(t.shape), "dtype": t.dtype, "ctype": CTYPES[t.dtype],
+            "elem_bytes": np.dtype(t.dtype).itemsize,
             "size": t.size, "scale": float(q.s) if q is not None else None,
             "zero_point": q.zp if q is not None else None, "param": param}
 
@@ -143,9 +145,10 @@ def write(prepared, folder: Path) -> dict:
         "input": inputs[0], "output": outputs[0],
         "arena_size": plan.arena_size, "alignment": plan.alignment, "layers": layers,
         "uses_in": inputs[0]["used"], "uses_out": outputs[0]["used"],
-        "output_words": sum((io["size"] * (4 if io["ctype"] == "float" else 1) + 3) // 4 for io in outputs),
+        "output_words": sum((io["size"] * io["elem_bytes"] + 3) // 4 for io in outputs),
     }
     ctx["entries"] = entry_functions(lowered, layers, inputs, outputs)
+    ctx["states"] = state_regions(lowered, plan)
     ctx["kernels"] = c_render.kernels_for({t for layer in layers for t in layer.templates})
     manifest = _manifest(lowered, plan, layers, ctx, prepared.source, prepared.semantics, storage.min_sparsity,
                          vectors, sample, prepared.passes)
@@ -176,6 +179,19 @@ def entry_functions(graph: Graph, layers: list[Layer], inputs: list[dict], outpu
     return functions
 
 
+def state_regions(graph: Graph, plan: Plan) -> list[dict]:
+    """The plan's persistent buffers (LSTM states) as model.c's dmx_model_reset_state fills them: each
+    tensor's reset value (TFLite's: zero point or zero) is one repeated byte, written with memset."""
+    regions = []
+    for b in plan.state_buffers:
+        t = graph.tensors[b.tensors[0]]
+        raw = np.ascontiguousarray(t.data, dtype=t.dtype).tobytes()
+        if len(set(raw)) > 1:
+            raise DmxError(f"C backend: state tensor {t.name!r} does not reset to one repeated byte")
+        regions.append({"label": c_comment(t.name), "offset": b.offset, "bytes": b.size, "fill": raw[0] if raw else 0})
+    return regions
+
+
 def _refs(layer: Layer):
     todo = list(layer.args) + ([layer.out] if layer.out is not None else [])
     while todo:
@@ -204,6 +220,9 @@ def _write(tmp: Path, ctx: dict, layers: list[Layer], vectors, sample: int, mani
             files[f"headers/{layer.ident}.h"] = c_render.render("layer.h.j2", l=layer)
     for rel, text in files.items():
         (tmp / rel).write_text(text, encoding="ascii")
+    for layer in layers:  # the user's kernels of custom operators (docs/custom-ops.md), as they wrote them
+        if "custom_source" in layer.info:
+            (tmp / f"custom_{layer.templates[0][1]}.c").write_bytes(Path(layer.info["custom_source"]).read_bytes())
     save_vectors(tmp, manifest["test_vectors"], ctx["inputs"], ctx["outputs"], vectors)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 

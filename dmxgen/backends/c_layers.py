@@ -20,18 +20,21 @@ from ..codecs.policy import EXPORT, Choice, PolicyError, StoragePolicy, assign
 from ..errors import DmxError
 from ..graph import Graph, Op
 from ..ops import SPECS, Registry
+from ..ops.add import kernel_constants
 from ..ops.avg_pool2d import window_ends
 from ..plan import Plan
 from ..graph import loops
+from . import c_16x8
 from .c_names import c_comment
-from .c_params import Array, F32, F64, Field, Structs, Sym, check_struct, fields
+from .c_params import Array, F32, F64, Field, Structs, Sym, check_struct, declared_structs, fields
 
 INT32 = (-(2**31), 2**31 - 1)
 # kind -> the Resolver method that prints it, with its kernel templates and scratch.
 C_RESOLVERS = Registry("c", "C kernel")
 INLINE, OUT_OF_LINE = True, False  # static inline in kernels.h, or out of line in kernels.c
-MATVECS = ("matvec_dense", "matvec_csr", "matvec_dcsr")  # helper kernels (c_render.HELPERS)
+MATVECS = ("matvec_dense", "matvec_csr", "matvec_dcsr", "matvec_dcsr_gather")  # helpers (c_render.HELPERS)
 DTYPE_SUFFIX = {"int8": "s8", "int16": "s16", "float32": "f32"}  # C kernel names: dmx_<kind>_<suffix>
+ROUNDING = {"double": 0, "single": 1, "reduced": 2}  # dmx_requant_t.single_rounding (2: 16x8 layers only)
 KERNEL_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c" / "kernels"
 
 
@@ -52,11 +55,21 @@ def _im2col_bytes(graph: Graph, op: Op) -> int:
     if is_direct(graph, op):
         return 0
     _, kh, kw, cin = graph.tensors[op.inputs[1]].shape
-    return kh * kw * cin
+    return kh * kw * cin * graph.tensors[op.inputs[0]].itemsize  # int16 patches for a 16x8 layer
 
 
 def _mean_sums_bytes(graph: Graph, op: Op) -> int:
     return 4 * graph.tensors[op.outputs[0]].size  # one int32 sum per output value
+
+
+def _lstm_bytes(graph: Graph, op: Op) -> int:
+    """One batch row's four int16 gates and its int8 hidden values (before projection)."""
+    return 9 * graph.tensors[op.inputs[1]].shape[0]
+
+
+def _gru_bytes(graph: Graph, op: Op) -> int:
+    """One batch row's state on the int8 output grid (the recurrent matmul's input)."""
+    return graph.tensors[op.inputs[1]].shape[0]
 
 
 @dataclass
@@ -125,9 +138,14 @@ class Resolver:
     def ref(self, layer: Layer, name: str, role: str = "in") -> Ref:
         t = self.g.tensors[name]
         ctype = {"int8": "int8_t", "float32": "float"}.get(t.dtype)
+        if t.dtype in ("int32", "int64") and getattr(SPECS[layer.kind], "writes_indices", False):  # arg_max's
+            ctype = f"{t.dtype}_t"
+        if t.dtype == "int16" and "int16" in SPECS[layer.kind].dtypes:  # the kinds with int16 kernels
+            ctype = "int16_t"
         if ctype is None:
             raise DmxError(f"layer {layer.name!r} ({layer.kind}): tensor {name!r} is {t.dtype}; "
-                           "the C backend handles int8 activations (float32 only at the model's I/O)")
+                           "the C backend handles int8 activations (int16 where the kind has int16 kernels, "
+                           "float32 only at the model's I/O)")
         if t.is_const:
             sym = layer.array(role, t.data.astype(t.dtype), "params", f"constant {name}")
             return Ref("const", symbol=sym.symbol or "NULL", ctype=ctype)
@@ -150,7 +168,7 @@ class Resolver:
             mult, shift = mult[:1], shift[:1]
         return fields(mult=layer.array("mult", mult.astype(np.int32)),
                       shift=layer.array("shift", shift.astype(np.int32)),
-                      per_channel=per_channel, single_rounding=at.get("rounding", "double") == "single",
+                      per_channel=per_channel, single_rounding=ROUNDING[at.get("rounding", "double")],
                       out_offset=at["output_offset"], act_min=at["act_min"], act_max=at["act_max"])
 
     def bias(self, op: Op, channels: int) -> np.ndarray:
@@ -182,6 +200,9 @@ class Resolver:
             return fields(rows=rows, cols=cols, values=arr["values"], col_idx=arr["col_idx"],
                           row_ptr16=Sym(None) if wide else arr["row_ptr"],
                           row_ptr32=arr["row_ptr"] if wide else Sym(None), bias=bias)
+        if lw.fmt == "dcsr_gather":
+            return fields(rows=rows, cols=cols, **{k: arr[k] for k in (
+                "values", "offsets", "group_minimums", "row_offsets", "nnze")}, bias=bias)
         return fields(rows=rows, cols=cols, **{k: arr[k] for k in (
             "values", "delta_indices", "bitmaps", "bitmasks", "group_minimums", "row_offsets", "nnze")}, bias=bias)
 
@@ -198,9 +219,19 @@ class Resolver:
     def shape(self, name: str) -> tuple[int, ...]:
         return self.g.tensors[name].shape
 
+    def dtype_variant(self, names: list[str]) -> str | None:
+        """The kernel variant for the integer tensors `names` (in, out): None when all are int8 (the
+        kernel as it was before int16), else their suffixes joined ("s16", "s8_s16", "s16_s8")."""
+        sfx = [DTYPE_SUFFIX[self.g.tensors[n].dtype] for n in names if self.g.tensors[n].dtype != "float32"]
+        if all(x == "s8" for x in sfx):
+            return None
+        return sfx[0] if len(set(sfx)) == 1 else "_".join(sfx)
+
     # -- one method per op kind -----------------------------------------------
     @c_resolver("conv2d", {"conv2d": INLINE}, calls=("im2col",) + MATVECS, scratch=_im2col_bytes)
     def conv2d(self, layer: Layer, op: Op, i: int) -> None:
+        if c_16x8.is_16x8(self.g, op):
+            return c_16x8.conv2d(self, layer, op, i, is_direct(self.g, op))
         at = op.attrs
         n, in_h, in_w, in_c = self.shape(op.inputs[0])
         _, out_h, out_w, out_c = self.shape(op.outputs[0])
@@ -219,6 +250,8 @@ class Resolver:
 
     @c_resolver("fully_connected", {"fully_connected": INLINE}, calls=MATVECS)
     def fully_connected(self, layer: Layer, op: Op, i: int) -> None:
+        if c_16x8.is_16x8(self.g, op):
+            return c_16x8.fully_connected(self, layer, op, i)
         lw = self.weights(layer, op)
         layer.kernel = f"dmx_fully_connected_{lw.fmt}_s8"
         layer.struct_type = f"dmx_fully_connected_{lw.fmt}_t"
@@ -228,6 +261,8 @@ class Resolver:
 
     @c_resolver("depthwise_conv2d", {"depthwise_conv2d": INLINE})
     def depthwise_conv2d(self, layer: Layer, op: Op, i: int) -> None:
+        if c_16x8.is_16x8(self.g, op):
+            return c_16x8.depthwise_conv2d(self, layer, op, i)
         at = op.attrs
         n, in_h, in_w, in_c = self.shape(op.inputs[0])
         _, out_h, out_w, out_c = self.shape(op.outputs[0])
@@ -259,18 +294,20 @@ class Resolver:
     def add(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         shape = self._binary(layer, op)
-        layer.kernel, layer.struct_type = "dmx_add_s8", "dmx_add_t"
-        layer.fields = [shape] + fields(
-            in1_offset=at["input1_offset"], in2_offset=at["input2_offset"], left_shift=at["left_shift"],
-            in1_mult=at["input1_multiplier"], in1_shift=at["input1_shift"], in2_mult=at["input2_multiplier"],
-            in2_shift=at["input2_shift"], out_mult=at["output_multiplier"], out_shift=at["output_shift"],
-            out_offset=at["output_offset"], act_min=at["act_min"], act_max=at["act_max"])
+        variant = self.dtype_variant(op.outputs)  # "s16": TFLite's 16x8 ADD (MVE: s16/add_mve.c.j2)
+        layer.kernel, layer.struct_type = f"dmx_add_{variant or 's8'}", "dmx_add_t"
+        if variant:
+            layer.templates = [("add", variant)]
+        layer.fields = [shape] + fields(**kernel_constants(op.a), act_min=at["act_min"], act_max=at["act_max"])
 
     @c_resolver("mul", {"mul": INLINE})
     def mul(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         shape = self._binary(layer, op)
-        layer.kernel, layer.struct_type = "dmx_mul_s8", "dmx_mul_t"
+        variant = self.dtype_variant(op.outputs)  # "s16": TFLite's 16x8 MUL
+        layer.kernel, layer.struct_type = f"dmx_mul_{variant or 's8'}", "dmx_mul_t"
+        if variant:
+            layer.templates = [("mul", variant)]
         layer.fields = [shape] + fields(in1_offset=at["input1_offset"], in2_offset=at["input2_offset"],
                                         out_mult=at["output_multiplier"], out_shift=at["output_shift"],
                                         out_offset=at["output_offset"], act_min=at["act_min"],
@@ -280,7 +317,10 @@ class Resolver:
         at = op.attrs
         n, in_h, in_w, c = self.shape(op.inputs[0])
         _, out_h, out_w, _ = self.shape(op.outputs[0])
-        layer.kernel, layer.struct_type = f"dmx_{op.kind}_s8", f"dmx_{op.kind}_t"
+        variant = self.dtype_variant(op.outputs)
+        layer.kernel, layer.struct_type = f"dmx_{op.kind}_{variant or 's8'}", f"dmx_{op.kind}_t"
+        if variant:
+            layer.templates = [(op.kind, variant)]
         layer.fields = fields(batches=n, in_h=in_h, in_w=in_w, c=c, out_h=out_h, out_w=out_w,
                               f_h=at["filter"][0], f_w=at["filter"][1], stride_h=at["stride"][0],
                               stride_w=at["stride"][1], pad_top=at["pad"][0], pad_left=at["pad"][1],
@@ -288,9 +328,11 @@ class Resolver:
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
         if op.kind == "avg_pool2d" and op.a.divisor == "window":  # its own kernel, printed with fmt "window"
             win_h, win_w = window_ends(op.a, in_h, in_w)
-            layer.kernel, layer.struct_type = "dmx_avg_pool2d_window_s8", "dmx_avg_pool2d_window_t"
+            layer.kernel = f"dmx_avg_pool2d_window_{variant or 's8'}"
+            layer.struct_type = "dmx_avg_pool2d_window_t"
             layer.fields += fields(win_h=win_h, win_w=win_w)
-            layer.templates = [("avg_pool2d", None), ("avg_pool2d_window", None)]  # it calls dmx_avg_round_s8
+            # it calls avg_pool2d's dmx_avg_round_<s8|s16>
+            layer.templates = [("avg_pool2d", variant), ("avg_pool2d_window", variant)]
 
     @c_resolver("avg_pool2d", {"avg_pool2d": INLINE, "avg_pool2d_window": INLINE})
     def avg_pool2d(self, layer: Layer, op: Op, i: int) -> None:
@@ -309,9 +351,13 @@ class Resolver:
         before = tuple(int(a) for a, _ in op.attrs["paddings"])
         where = f"layer {op.name!r} (pad)"
         value = op.attrs["value"]
-        if out.dtype == "int8" and not (float(value).is_integer() and -128 <= int(value) <= 127):
-            raise DmxError(f"{where}: padding value {value!r} is not an int8")
-        layer.kernel = {"int8": "dmx_pad_s8", "float32": "dmx_pad_f32"}[out.dtype]
+        if out.dtype in ("int8", "int16"):
+            info = np.iinfo(out.dtype)
+            if not (float(value).is_integer() and info.min <= int(value) <= info.max):
+                raise DmxError(f"{where}: padding value {value!r} is not an {out.dtype}")
+        layer.kernel = {"int8": "dmx_pad_s8", "int16": "dmx_pad_s16", "float32": "dmx_pad_f32"}[out.dtype]
+        if out.dtype == "int16":
+            layer.templates = [("pad", "s16")]
         layer.struct_type = "dmx_pad_t"
         layer.fields = fields(fill=copy_fields(loops.fill(out.shape).collapse(where), out.itemsize),
                               copy=copy_fields(loops.pad(self.shape(op.inputs[0]), out.shape, before).collapse(where),
@@ -328,7 +374,10 @@ class Resolver:
     def mean(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
         shape = self._reduction(layer, op)
-        layer.kernel, layer.struct_type = "dmx_mean_s8", "dmx_mean_t"
+        variant = self.dtype_variant(op.outputs)  # "s16": TFLite's 16x8 MEAN (the same int32 sums)
+        layer.kernel, layer.struct_type = f"dmx_mean_{variant or 's8'}", "dmx_mean_t"
+        if variant:
+            layer.templates = [("mean", variant)]
         layer.fields = [shape] + fields(out_size=loops.size(self.shape(op.outputs[0])), count=at["count"],
                                         in_offset=at["input_offset"], mult=at["mean_multiplier"],
                                         shift=at["mean_shift"],
@@ -369,7 +418,9 @@ class Resolver:
     @c_resolver("quantize", {"quantize_f32": OUT_OF_LINE})
     def quantize(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
-        layer.kernel, layer.struct_type = "dmx_quantize_f32_s8", "dmx_quantize_f32_t"
+        variant = self.dtype_variant(op.outputs)
+        layer.kernel, layer.struct_type = f"dmx_quantize_f32_{variant or 's8'}", "dmx_quantize_f32_t"
+        layer.templates = [("quantize_f32", variant)]
         layer.fields = fields(size=loops.size(self.shape(op.outputs[0])), scale=F32(at["scale"]),
                               zero_point=at["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
@@ -377,14 +428,18 @@ class Resolver:
     @c_resolver("requantize", {"requantize": INLINE})
     def requantize(self, layer: Layer, op: Op, i: int) -> None:
         at = op.attrs
-        layer.kernel, layer.struct_type = "dmx_requantize_s8", "dmx_requantize_t"
+        variant = self.dtype_variant([op.inputs[0], op.outputs[0]])
+        layer.kernel, layer.struct_type = f"dmx_requantize_{variant or 's8'}", "dmx_requantize_t"
+        layer.templates = [("requantize", variant)]
         layer.fields = fields(size=loops.size(self.shape(op.outputs[0])), in_offset=at["input_offset"],
                               mult=at["multiplier"], shift=at["shift"], out_offset=at["output_offset"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
     @c_resolver("dequantize", {"dequantize": OUT_OF_LINE})
     def dequantize(self, layer: Layer, op: Op, i: int) -> None:
-        layer.kernel, layer.struct_type = "dmx_dequantize_s8_f32", "dmx_dequantize_t"
+        variant = self.dtype_variant(op.inputs[:1])
+        layer.kernel, layer.struct_type = f"dmx_dequantize_{variant or 's8'}_f32", "dmx_dequantize_t"
+        layer.templates = [("dequantize", variant)]
         layer.fields = fields(size=loops.size(self.shape(op.outputs[0])), scale=F64(op.attrs["scale"]),
                               zero_point=op.attrs["zero_point"])
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
@@ -395,6 +450,26 @@ class Resolver:
         layer.fields = fields(size=loops.size(self.shape(op.outputs[0])),
                               table=layer.array("table", np.asarray(op.attrs["table"], dtype=np.int8)))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+
+    @c_resolver("custom", {"custom": OUT_OF_LINE})
+    def custom(self, layer: Layer, op: Op, i: int) -> None:
+        """A user's kernel for a TFLite CUSTOM operator (ops/custom.py): dmx_custom_<name>, its file
+        copied into the export (c.py), called with the sizes, the options bytes and the tensors."""
+        from ..ops.custom import registered
+
+        impl = registered(op.a.name)
+        if impl is None:
+            raise DmxError(f"layer {op.name!r} (custom operator {op.a.name!r}): no registered implementation")
+        layer.kernel, layer.struct_type = f"dmx_custom_{impl.ident}", "dmx_custom_t"
+        layer.templates = [("custom", impl.ident)]
+        layer.info["custom_source"] = str(impl.c_source)
+        sizes = np.array([self.g.tensors[n].size for n in op.inputs], np.int32)
+        options = np.asarray(op.a.options, np.uint8)
+        layer.fields = fields(n_inputs=len(op.inputs), input_sizes=layer.array("input_sizes", sizes),
+                              output_size=self.g.tensors[op.outputs[0]].size, options_size=int(options.size),
+                              options=layer.array("options", options, comment="custom_options"))
+        ins = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(op.inputs)]
+        layer.args = [Ref("list", items=ins, ctype="void"), self.out_ref(layer, op)]
 
     @c_resolver("concat", {"concat": INLINE}, from_params=True)
     def concat(self, layer: Layer, op: Op, i: int) -> None:
@@ -413,6 +488,48 @@ class Resolver:
             self.out_ref(layer, op)
             layer.info["alias_of"] = op.inputs[0]
 
+    def _recurrent(self, layer: Layer, op: Op, weights: tuple[str, ...]) -> list[Ref]:
+        """The struct of a kind that keeps state (lstm, gru, svdf) from its kernel_params, `weights` the
+        arrays stored as weights; returns a Ref per state input: the plan's persistent arena bytes the
+        kernel reads and writes (one state per layer: a state read elsewhere is refused)."""
+        layer.kernel, layer.struct_type = f"dmx_{op.kind}_s8", f"dmx_{op.kind}_t"
+        values = {}
+        for name, v in op.spec.kernel_params(self.g, op).items():
+            role = "weights" if name in weights else "params"
+            values[name] = layer.array(name, v, role) if isinstance(v, np.ndarray) else v
+        layer.fields = fields(**values)
+        states = []
+        for k in op.spec.state_inputs:
+            name = op.inputs[k]
+            if not self.plan.buffer(name).persistent:  # plan_memory keeps every state_inputs tensor
+                raise DmxError(f"C backend: layer {op.name!r} ({op.kind}): state {name!r} is not in the plan's "
+                               "state region")
+            if sum(n == name for o in self.g.ops for n in o.inputs) > 1:
+                raise DmxError(f"layer {op.name!r} ({op.kind}): state tensor {name!r} is read by another input or "
+                               f"layer; the C model keeps one state per {op.kind.upper()}")
+            ctype = {"int8": "int8_t", "int16": "int16_t"}[self.g.tensors[name].dtype]
+            states.append(Ref("arena", offset=self.plan.offset(name), ctype=ctype))
+        layer.info["state"] = [op.inputs[k] for k in op.spec.state_inputs]
+        return states
+
+    @c_resolver("lstm", {"lstm": OUT_OF_LINE}, scratch=_lstm_bytes, from_params=True)
+    def lstm(self, layer: Layer, op: Op, i: int) -> None:
+        """The output and cell states in the plan's state region (docs/lstm.md), the gates int16 scratch."""
+        states = self._recurrent(layer, op, ("w_in", "w_rec", "w_proj"))
+        layer.args = [self.ref(layer, op.inputs[0]), *states, self.out_ref(layer, op), self.scratch_ref(i, "int16_t")]
+
+    @c_resolver("gru", {"gru": OUT_OF_LINE}, scratch=_gru_bytes, from_params=True)
+    def gru(self, layer: Layer, op: Op, i: int) -> None:
+        """The Q0.15 state in the plan's state region (docs/lstm.md#gru), the old state as int8 scratch."""
+        states = self._recurrent(layer, op, ("w_in", "w_rec"))
+        layer.args = [self.ref(layer, op.inputs[0]), *states, self.out_ref(layer, op), self.scratch_ref(i)]
+
+    @c_resolver("svdf", {"svdf": OUT_OF_LINE}, from_params=True)
+    def svdf(self, layer: Layer, op: Op, i: int) -> None:
+        """The activation state in the plan's state region, shifted and written in place (docs/svdf.md)."""
+        states = self._recurrent(layer, op, ("weights_feature", "weights_time"))
+        layer.args = [self.ref(layer, op.inputs[0]), *states, self.out_ref(layer, op)]
+
     # -- kinds printed from their spec's kernel_params (no method of their own) ---------
     def from_params(self, layer: Layer, op: Op, i: int) -> None:
         """`dmx_<kind>_<dtype>(&params, inputs..., outputs...)`, the struct filled from kernel_params."""
@@ -422,6 +539,10 @@ class Resolver:
         if dtype not in DTYPE_SUFFIX:
             raise DmxError(f"{where}: no C kernel for {dtype} activations")
         layer.kernel, layer.struct_type = f"dmx_{op.kind}_{DTYPE_SUFFIX[dtype]}", f"dmx_{op.kind}_t"
+        if dtype == "int16":  # the template's int16 variant (INT16 kernels print beside the int8 ones)
+            layer.templates = [(op.kind, "s16")]
+            if f"dmx_{op.kind}_s16_t" in declared_structs():  # its own struct (transpose_conv's int64 bias)
+                layer.struct_type = f"dmx_{op.kind}_s16_t"
 
         def members(params: dict) -> list[Field]:
             values = {}
@@ -440,7 +561,8 @@ class Resolver:
         layer.fields = members(op.spec.kernel_params(self.g, op))
         acts = [op.inputs[k] for k in op.spec.activation_inputs(op)]
         ins = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(acts)]
-        layer.args = ([Ref("list", items=ins)] if op.spec.variadic else ins) + [self.out_ref(layer, op)]
+        listed = Ref("list", items=ins, ctype=ins[0].ctype if ins else "int8_t")
+        layer.args = ([listed] if op.spec.variadic else ins) + [self.out_ref(layer, op)]
         for name in op.outputs[1:]:
             layer.args.append(self.ref(layer, name))
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
-          "int32": "int32_t", "uint32": "uint32_t", "float32": "float"}
+          "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "float32": "float"}
 
 
 @dataclass(frozen=True)
@@ -142,14 +142,16 @@ def parse_structs(c_text: str) -> dict[str, tuple[Member, ...]]:
 
 @lru_cache(maxsize=1)
 def declared_structs() -> dict[str, tuple[Member, ...]]:
-    """Every struct typedef of templates/c/kernels/*.c.j2, rendered in each weight format."""
+    """Every struct typedef of templates/c/kernels/**.c.j2 (s16/: the 16x8 kernels), rendered in each weight format."""
     from . import c_render  # the templates' own Jinja environment
 
     env, found = c_render.environment(), {}
-    for path in sorted((c_render.TEMPLATES / "kernels").glob("*.c.j2")):
-        for fmt in ("dense", "csr", "dcsr"):
+    kernels = c_render.TEMPLATES / "kernels"
+    for path in sorted(kernels.rglob("*.c.j2")):
+        for fmt in ("dense", "csr", "dcsr", "dcsr_gather"):
             for part in ("header", "source"):
-                text = env.get_template(f"kernels/{path.name}").render(fmt=fmt, part=part)
+                text = env.get_template(f"kernels/{path.relative_to(kernels).as_posix()}").render(
+                    fmt=fmt, part=part, first=True)
                 for name, members in parse_structs(text).items():
                     if found.setdefault(name, members) != members:
                         raise StructMismatch(f"struct {name} is declared twice with different members "

@@ -16,11 +16,11 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c"
 # Headers shared with the other targets (the HLS kernels include them too), copied into the folder as is.
 SHARED = TEMPLATES.parent / "common"
 SHARED_HEADERS = ("dmx_int.h",)  # in every export
-OPTIONAL_HEADERS = ("dmx_isqrt.h",)  # in the exports whose kernels include them (layer_norm)
+OPTIONAL_HEADERS = ("dmx_isqrt.h", "dmx_lstm_int.h")  # in the exports whose kernels include them (layer_norm, lstm)
 PER_LINE = 24
 
 # Helper kernels other kernels call, printed first, in dependency order (all static inline).
-HELPERS = ("common", "im2col", "matvec_dense", "matvec_csr", "matvec_dcsr")
+HELPERS = ("common", "im2col", "matvec_dense", "matvec_csr", "matvec_dcsr", "matvec_dcsr_gather")
 
 
 def kernel_order() -> dict[str, bool]:
@@ -49,6 +49,7 @@ class Kernel:
     inline: bool
     template: str
     mve: str | None  # kernels/<name>_mve.c.j2 when an MVE variant exists
+    first: bool = True  # the first of the name's variants: it prints what they share (a struct)
 
 
 def c_f32(x: float) -> str:
@@ -105,6 +106,16 @@ def kernel_files(ctx: dict) -> dict[str, str]:
     return files
 
 
+def _is_dtype_variant(fmt: str) -> bool:
+    """A kernel variant named by its dtypes ("s16", "s8_s16") rather than by a weight format."""
+    return fmt[:1] == "s" and fmt[1:2].isdigit()
+
+
+def _variant_order(fmt: str) -> tuple[bool, str]:
+    """Weight formats by name, then dtype variants, so the int8 kernels print first, as before."""
+    return (_is_dtype_variant(fmt), fmt)
+
+
 def kernels_for(needed: set[tuple[str, str | None]]) -> list[Kernel]:
     """The kernels to print, in dependency order, each with its MVE variant if one exists."""
     names = {n for n, _ in needed} | {"common"}
@@ -113,11 +124,15 @@ def kernels_for(needed: set[tuple[str, str | None]]) -> list[Kernel]:
     for name, inline in order.items():
         if name not in names:
             continue
-        fmts = sorted({f for n, f in needed if n == name and f is not None}) or [None]
+        given = {f for n, f in needed if n == name}
+        fmts = sorted(given - {None}, key=_variant_order)
+        if None in given and all(_is_dtype_variant(f) for f in fmts):  # the int8 kernel beside int16 ones
+            fmts = [None] + fmts
+        fmts = fmts or [None]
         mve = f"kernels/{name}_mve.c.j2"
-        for fmt in fmts:
+        for k, fmt in enumerate(fmts):
             out.append(Kernel(name, fmt, inline, f"kernels/{name}.c.j2",
-                              mve if (TEMPLATES / mve).exists() else None))
+                              mve if (TEMPLATES / mve).exists() else None, first=k == 0))
     unknown = names - set(order)
     if unknown:
         raise KeyError(f"no kernel template for {sorted(unknown)}")

@@ -121,6 +121,8 @@ def encode_weights(c: OpContext) -> dict:
         out.update(nnz_len=nnz, ptr_dtype=a["row_ptr"].dtype.name,
                    arrays=[rom("w_values", a["values"], "int8", nnz), rom("w_col_idx", a["col_idx"], "uint16", nnz),
                            rom("w_row_ptr", a["row_ptr"], a["row_ptr"].dtype.name)])
+    elif enc.format != "dcsr":  # policy.HLS has gather=False, so only a hand-made policy gets here
+        raise c.fail(f"weights stored as {enc.format}: the HLS kernels read dense, csr and dcsr")
     else:
         groups = max(1, int(a["group_minimums"].size))
         pairs = (groups + 1) // 2

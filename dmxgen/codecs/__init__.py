@@ -1,4 +1,5 @@
-"""Weight storage formats (docs/formats.md): dense, CSR, dCSR and RLE.
+"""Weight storage formats (docs/formats.md): dense, CSR, dCSR and RLE, and dCSR's gather-offset
+variant for single vectors (docs/formats-dcsr-gather.md).
 
 Each format module has `encode(matrix) -> Encoded` and `decode(Encoded)`;
 decoders read only the arrays, as a C kernel would, so a round trip checks
@@ -11,10 +12,10 @@ from types import ModuleType
 
 import numpy as np
 
-from . import csr, dcsr, dense, rle
+from . import csr, dcsr, dcsr_gather, dense, rle
 from ._base import CodecError, Encoded
 
-FORMATS: dict[str, ModuleType] = {"dense": dense, "csr": csr, "dcsr": dcsr, "rle": rle}
+FORMATS: dict[str, ModuleType] = {"dense": dense, "csr": csr, "dcsr": dcsr, "rle": rle, "dcsr_gather": dcsr_gather}
 
 __all__ = ["FORMATS", "CodecError", "Encoded", "decode", "encode"]
 

@@ -1,4 +1,12 @@
-"""Pick the storage format that has a kernel for an op and stores the fewest bytes."""
+"""Pick the storage format that has a kernel for an op: the fewest bytes, or dCSR's faster variant.
+
+The cost model (`instructions`, `prefer_faster`): bytes are each encoding's flash size;
+instructions are the M55 (MVE) kernel's count for one input vector, from per-group and
+per-row costs measured on QEMU (docs/formats-dcsr-gather.md gives the figures). Only one
+trade is offered, on single-vector layers (fully_connected): dcsr -> dcsr_gather, taken when
+the variant runs fewer instructions and its bytes stay below every format other than dCSR
+(dense, CSR: the variant never stores more than the next format auto would fall back to).
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -9,10 +17,14 @@ from . import FORMATS, CodecError, Encoded, dense, encode
 from .view import SPARSE_KERNELS, op_name
 
 
+VARIANTS = ("dcsr_gather",)  # never in the fewest-bytes contest: `prefer_faster` may swap a dcsr pick for it
+
+
 def candidates(op_kind: str, allowed: Iterable[str] | None = None) -> tuple[str, ...]:
-    """Formats with a kernel for `op_kind`, restricted to `allowed`, dense first."""
+    """Formats with a kernel for `op_kind`, restricted to `allowed` (default: all but VARIANTS), dense first."""
     kind = op_name(op_kind)
-    names = SPARSE_KERNELS[kind]
+    names = SPARSE_KERNELS[kind] if allowed is not None else tuple(n for n in SPARSE_KERNELS[kind]
+                                                                    if n not in VARIANTS)
     if allowed is not None:
         allowed = set(allowed)
         unknown = allowed - set(FORMATS)
@@ -57,5 +69,29 @@ def choose(op_kind: str, matrix: np.ndarray, allowed: Iterable[str] | None = Non
 
 
 def sizes(matrix: np.ndarray) -> dict[str, int]:
-    """Flash bytes of `matrix` (int8 weights) in all four formats."""
+    """Flash bytes of `matrix` (int8 weights) in every format of the registry."""
     return {n: encode(n, matrix).nbytes for n in FORMATS}
+
+
+# Instructions per 16-lane group and per row of a single-vector kernel on the M55 (MVE): the gather
+# variant's loop is 8 instructions (its disassembly); dCSR's decode costs ~22 more per group, the
+# difference measured with tools/bench_mve.py on sparse_l_90's FC (docs/formats-dcsr-gather.md).
+GROUP_COST = {"dcsr": 30.0, "dcsr_gather": 8.0}
+ROW_COST = 30.0  # slope division, bias, the partial group's predicate and the scalar requantization
+
+
+def instructions(enc: Encoded) -> float | None:
+    """Estimated M55 instructions of one matrix-vector product in `enc`'s format (None: no model)."""
+    if enc.format not in GROUP_COST:
+        return None
+    return GROUP_COST[enc.format] * enc.arrays["group_minimums"].size + ROW_COST * enc.shape[0]
+
+
+def prefer_faster(picked: str, encs: Mapping[str, Encoded], sizes: Mapping[str, int]) -> str:
+    """`picked` (the fewest bytes), or dcsr_gather in its place when that is a dCSR pick, the variant
+    is in `encs`, runs fewer instructions and stores fewer bytes than every non-dCSR candidate."""
+    if picked != "dcsr" or "dcsr_gather" not in encs:
+        return picked
+    fit = all(sizes["dcsr_gather"] < b for n, b in sizes.items() if n not in ("dcsr", "dcsr_gather"))
+    faster = instructions(encs["dcsr_gather"]) < instructions(encs["dcsr"])
+    return "dcsr_gather" if fit and faster else picked

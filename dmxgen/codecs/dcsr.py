@@ -110,6 +110,13 @@ def _pad_row(cols: list[int], vals: list[int], n_cols: int, row: int) -> tuple[l
 def encode(w: np.ndarray) -> Encoded:
     """Encode `w` (2-D int8) by steps 1-7 of the dCSR section."""
     w = check_matrix(w, NAME)
+    vals, lay, nnz = entries(w, NAME)
+    return _pack(vals, lay, *w.shape, nnz)
+
+
+def entries(w: np.ndarray, fmt: str = NAME) -> tuple[np.ndarray, _Layout, int]:
+    """Steps 1-6 on a checked matrix: the stored values (inserted zeros included), their layout
+    and the true nonzero count. The gather variant (dcsr_gather.py) stores the same entries."""
     n_rows, n_cols = (int(x) for x in w.shape)
     rows, cols = np.nonzero(w)
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)
@@ -120,8 +127,8 @@ def encode(w: np.ndarray) -> Encoded:
         rows, cols, vals = _pad_rows(rows, cols, vals, lay, n_rows, n_cols)
         lay = _layout(rows, cols, n_rows, n_cols)
         if lay.bad_rows.size:  # _pad_row only returns accepted rows
-            raise AssertionError(f"{NAME}: rows {lay.bad_rows[:5]} still rejected after padding")
-    return _pack(vals, lay, n_rows, n_cols, nnz)
+            raise AssertionError(f"{fmt}: rows {lay.bad_rows[:5]} still rejected after padding")
+    return vals, lay, nnz
 
 
 def _pad_rows(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, lay: _Layout, n_rows: int,
@@ -181,31 +188,11 @@ def _pack(vals: np.ndarray, lay: _Layout, n_rows: int, n_cols: int, nnz: int) ->
 def decode(enc: Encoded) -> np.ndarray:
     """Rebuild the matrix as a kernel would: "Decoding row r" in formats.md, from the arrays only."""
     a = check_arrays(enc, NAME, ARRAYS)
-    n_rows, n_cols = enc.shape
-    if a["nnze"].size != 1:
-        raise CodecError(f"{NAME}: nnze must hold one number, has {a['nnze'].size}")
-    n_values = int(a["nnze"][0])
-    if a["row_offsets"].size != n_rows:
-        raise CodecError(f"{NAME}: {a['row_offsets'].size} row_offsets for {n_rows} rows")
-    counts = n_values // n_rows + a["row_offsets"].astype(np.int64)
-    if np.any(counts < 0) or counts.sum() != n_values or a["values"].size != n_values:
-        raise CodecError(f"{NAME}: row counts from nnze/row_offsets do not match {a['values'].size} values")
-    s_row = slope(counts, n_cols)
-    groups_per_row = (counts + LANES - 1) // LANES
-    n_groups = int(groups_per_row.sum())
+    counts, grow, gk, s, base = group_bases(a, enc.shape, NAME)
+    n_groups = int(grow.size)
     half = (n_groups + 1) // 2
-    if a["group_minimums"].size != n_groups or a["delta_indices"].size != LANES * half \
-            or a["bitmaps"].size != half:
+    if a["delta_indices"].size != LANES * half or a["bitmaps"].size != half:
         raise CodecError(f"{NAME}: array lengths do not match {n_groups} groups")
-    grow = np.repeat(np.arange(n_rows), groups_per_row)
-    gfirst = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(groups_per_row, out=gfirst[1:])
-    gk = np.arange(n_groups) - gfirst[grow]
-    s = s_row[grow]
-    # Base pointer chain: P = min[g] for a row's first group, then P += 16*s + min[g].
-    step = a["group_minimums"].astype(np.int64) + np.where(gk == 0, 0, LANES * s)
-    chain = np.cumsum(step)
-    base = chain - (chain - step)[gfirst[grow]]
     nib = _unpair(a["delta_indices"].reshape(half, LANES))[:n_groups]
     maps = _unpair(a["bitmaps"].reshape(half, 1))[:n_groups, 0]
     has = (maps[:, None] >> np.arange(4)) & 1  # [g, b]: a mask follows for bit b
@@ -216,15 +203,49 @@ def decode(enc: Encoded) -> np.ndarray:
     mask[has == 1] = a["bitmasks"][ptr[has == 1]]
     ext = (((mask[:, :, None] >> _LANE) & 1) << (4 + np.arange(4))[None, :, None]).sum(axis=1)
     offset = (_LANE * s[:, None] + nib + ext) % 256
-    col = base[:, None] + offset
     real = _LANE[None, :] < (counts[grow] - LANES * gk)[:, None]
+    return scatter_groups(a["values"], counts, grow, gk, base[:, None] + offset, real, enc.shape, NAME)
+
+
+def group_bases(a: dict[str, np.ndarray], shape: tuple[int, int], fmt: str):
+    """From nnze, row_offsets and group_minimums alone: the row counts n_r, and per group its row,
+    its index k within the row, the row's slope and the base pointer P of "Decoding row r"."""
+    n_rows, n_cols = shape
+    if a["nnze"].size != 1:
+        raise CodecError(f"{fmt}: nnze must hold one number, has {a['nnze'].size}")
+    n_values = int(a["nnze"][0])
+    if a["row_offsets"].size != n_rows:
+        raise CodecError(f"{fmt}: {a['row_offsets'].size} row_offsets for {n_rows} rows")
+    counts = n_values // n_rows + a["row_offsets"].astype(np.int64)
+    if np.any(counts < 0) or counts.sum() != n_values or a["values"].size != n_values:
+        raise CodecError(f"{fmt}: row counts from nnze/row_offsets do not match {a['values'].size} values")
+    groups_per_row = (counts + LANES - 1) // LANES
+    n_groups = int(groups_per_row.sum())
+    if a["group_minimums"].size != n_groups:
+        raise CodecError(f"{fmt}: {a['group_minimums'].size} group_minimums for {n_groups} groups")
+    grow = np.repeat(np.arange(n_rows), groups_per_row)
+    gfirst = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(groups_per_row, out=gfirst[1:])
+    gk = np.arange(n_groups) - gfirst[grow]
+    s = slope(counts, n_cols)[grow]
+    # Base pointer chain: P = min[g] for a row's first group, then P += 16*s + min[g].
+    step = a["group_minimums"].astype(np.int64) + np.where(gk == 0, 0, LANES * s)
+    chain = np.cumsum(step)
+    base = chain - (chain - step)[gfirst[grow]]
+    return counts, grow, gk, s, base
+
+
+def scatter_groups(values: np.ndarray, counts: np.ndarray, grow: np.ndarray, gk: np.ndarray, col: np.ndarray,
+                   real: np.ndarray, shape: tuple[int, int], fmt: str) -> np.ndarray:
+    """The matrix from each group's lane columns `col` [G, 16] (lanes where `real`), values in row order."""
+    n_rows, n_cols = shape
     vstart = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=vstart[1:])
     vidx = (vstart[grow] + LANES * gk)[:, None] + _LANE
     rows, cols, vidx = np.broadcast_to(grow[:, None], real.shape)[real], col[real], vidx[real]
     if cols.size and (cols.min() < 0 or cols.max() >= n_cols):
-        raise CodecError(f"{NAME}: decoded column {int(cols.min())}..{int(cols.max())} outside 0..{n_cols - 1}")
-    return scatter_last_wins((n_rows, n_cols), rows, cols, a["values"][vidx])
+        raise CodecError(f"{fmt}: decoded column {int(cols.min())}..{int(cols.max())} outside 0..{n_cols - 1}")
+    return scatter_last_wins((n_rows, n_cols), rows, cols, values[vidx])
 
 
 def _unpair(packed: np.ndarray) -> np.ndarray:

@@ -10,9 +10,14 @@ reports it. The rules, in order, for one tensor:
 2. under `auto`, an encoding `dmxgen compress` stored in the model file is
    kept when its format has a kernel for the op;
 3. `auto` takes the format with a kernel that stores the fewest bytes
-   (dense INT4 two weights a byte where the policy packs INT4);
-4. csr / dcsr apply to ops with a kernel in that format and to tensors with
-   at least `min_sparsity` zeros; the others stay dense.
+   (dense INT4 two weights a byte where the policy packs INT4), except that a
+   dCSR pick on a single-vector layer becomes dCSR's gather-offset variant
+   (dcsr_gather) when auto.py's cost model says it runs fewer instructions and
+   its bytes stay below dense and CSR (targets whose policy has `gather`);
+4. csr / dcsr / dcsr_gather apply to ops with a kernel in that format and to
+   tensors with at least `min_sparsity` zeros; the others stay dense
+   (dcsr_gather asked for an op without that kernel, a conv2d, gives dcsr).
+   A policy without `gather` (the HLS target) refuses dcsr_gather outright.
 
 The reason for every choice goes into manifest.json. This module sees a graph
 only through `graph.ops`, `graph.weights(op)` and each op's `name`, `kind`
@@ -21,14 +26,14 @@ and `attrs`, so codecs still import numpy only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import CodecError, Encoded, auto, dense, encode
 from .view import SPARSE_KERNELS, as_matrix
 
-FORMATS = ("dense", "csr", "dcsr", "auto")  # what `--format` may ask a backend for
+FORMATS = ("dense", "csr", "dcsr", "dcsr_gather", "auto")  # what `--format` may ask a backend for
 SPARSE_OPS = tuple(kind for kind, kernels in SPARSE_KERNELS.items() if len(kernels) > 1)  # csr/dcsr kernels
 PACKS_INT4 = ("fully_connected", "conv2d")  # their dense kernels read INT4 two weights a byte
 
@@ -45,7 +50,9 @@ class StoragePolicy:
     `pack_int4` says how the target stores a dense INT4 layer: two weights a
     byte (the C backend) or one int8 a weight (the HLS kernels read int8).
     `budget_bytes`, when set, is the most the chosen weights may hold; today
-    `assign` refuses a choice over it, later a size-targeted choice fills it.
+    `assign` refuses a choice over it (after taking back dcsr_gather's extra
+    bytes), later a size-targeted choice fills it. `gather`: the target has
+    kernels for dcsr_gather (the C backend; the HLS kernels read dCSR only).
     """
 
     fmt: str = "auto"  # dense | csr | dcsr | auto
@@ -53,11 +60,15 @@ class StoragePolicy:
     overrides: Mapping[str, str] = field(default_factory=dict)  # layer name -> format
     pack_int4: bool = True
     budget_bytes: int | None = None
+    gather: bool = True
 
     def __post_init__(self) -> None:
         for where, fmt in [("", self.fmt)] + [(f" for layer {k!r}", v) for k, v in self.overrides.items()]:
             if fmt not in FORMATS:
                 raise PolicyError(f"unknown weight format {fmt!r}{where}; choose one of {', '.join(FORMATS)}")
+            if fmt == "dcsr_gather" and not self.gather:
+                raise PolicyError(f"weight format dcsr_gather{where}: this target has no kernel for dCSR's "
+                                  "gather-offset variant (the HLS kernels read dense, csr and dcsr); use dcsr")
         m = self.min_sparsity
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m <= 1.0:
             raise PolicyError(f"min_sparsity {m!r} must be between 0 and 1")
@@ -68,8 +79,9 @@ class StoragePolicy:
 
 # Each entry point's defaults, documented here once (they differ, and exports depend on them):
 EXPORT = StoragePolicy()  # the class defaults (auto, 0.5): `dmxgen export`, the C backend, compress.sizing
-HLS = StoragePolicy("dense", 0.0, pack_int4=False)  # backends.hls.write_hls called from Python
-COMPRESS = StoragePolicy("dcsr", 0.7)  # `dmxgen compress --select sparse` (it also stores rle)
+HLS = StoragePolicy("dense", 0.0, pack_int4=False, gather=False)  # backends.hls.write_hls called from Python
+COMPRESS = StoragePolicy("dcsr", 0.7)
+SIZING = EXPORT  # compress.sizing (compress_to_size, `dmxgen shrink`) counts what `dmxgen export` stores  # `dmxgen compress --select sparse` (it also stores rle)
 
 
 @dataclass
@@ -99,7 +111,7 @@ def choose(policy: StoragePolicy, layer: str, op_kind: str, weight: np.ndarray, 
     """
     matrix = as_matrix(op_kind, weight)
     sparsity = 1.0 - np.count_nonzero(matrix) / matrix.size
-    kernels = SPARSE_KERNELS.get(op_kind, ("dense",))
+    kernels = tuple(k for k in SPARSE_KERNELS.get(op_kind, ("dense",)) if policy.gather or k != "dcsr_gather")
     bits = weight_bits if policy.pack_int4 and op_kind in PACKS_INT4 else 8
     fmt = policy.overrides.get(layer, policy.fmt)
     overridden = layer in policy.overrides
@@ -124,20 +136,41 @@ def choose(policy: StoragePolicy, layer: str, op_kind: str, weight: np.ndarray, 
             sizes = auto.stored_sizes(encs, bits)
             name = auto.pick(op_kind, sizes)
             packing = " (dense INT4: two weights a byte)" if bits == 4 else ""
-            return made(name, "auto: fewest bytes among " + "/".join(encs) + packing + note, encs[name], sizes)
+            why = "auto: fewest bytes among " + "/".join(encs) + packing + note
+            # the single-vector variant (auto.py's cost model) only under a byte budget, which its extra bytes
+            # must fit (assign takes it back when they do not): without one, auto stores the fewest bytes, as
+            # compress.sizing counts them (docs/formats-dcsr-gather.md)
+            if name == "dcsr" and "dcsr_gather" in kernels and policy.budget_bytes is not None:
+                encs["dcsr_gather"] = encode("dcsr_gather", matrix)
+                sizes["dcsr_gather"] = encs["dcsr_gather"].nbytes
+            if auto.prefer_faster(name, encs, sizes) != name:
+                name, why = "dcsr_gather", _gather_reason(encs, sizes) + note
+            return made(name, why, encs[name], sizes)
         if fmt == "dense":
             return made("dense", "requested for this layer" if overridden else "requested")
         if overridden:
             return made(fmt, "requested for this layer")
+        if fmt == "dcsr_gather" and fmt not in kernels and "dcsr" in kernels:
+            fmt, note = "dcsr", f" (no dcsr_gather kernel for {op_kind}: dcsr)"
+        else:
+            note = ""
         if fmt not in kernels:
             return made("dense", f"no {fmt} kernel for {op_kind}")
         if sparsity < policy.min_sparsity:
             return made("dense", f"{sparsity:.1%} zeros is below --min-sparsity {policy.min_sparsity:g}")
-        return made(fmt, "requested")
+        return made(fmt, "requested" + note)
     except PolicyError:
         raise
     except CodecError as e:
         raise PolicyError(f"layer {layer!r} ({op_kind}): cannot store weights as {fmt}: {e}") from None
+
+
+def _gather_reason(encs: dict[str, Encoded], sizes: dict[str, int]) -> str:
+    """Why auto took dcsr_gather over the smaller dcsr: the cost model's figures and the bytes."""
+    fast, slow = auto.instructions(encs["dcsr_gather"]), auto.instructions(encs["dcsr"])
+    others = "/".join(n for n in encs if n not in ("dcsr", "dcsr_gather"))
+    return (f"auto: dcsr_gather, fewer instructions than dcsr ({fast:,.0f} vs {slow:,.0f} per vector, auto.py's "
+            f"cost model) for {sizes['dcsr_gather'] - sizes['dcsr']:,} B more, still below {others}")
 
 
 def _check_stored(layer: str, op_kind: str, stored: Encoded, matrix: np.ndarray) -> None:
@@ -162,6 +195,18 @@ def assign(graph, policy: StoragePolicy) -> dict[str, Choice]:
                           f"layers with weights: {', '.join(chosen) or 'none'}")
     total = sum(c.nbytes for c in chosen.values())
     if policy.budget_bytes is not None and total > policy.budget_bytes:
+        total = _undo_gather(chosen, policy)
+    if policy.budget_bytes is not None and total > policy.budget_bytes:
         raise PolicyError(f"the weights take {total:,} B in the chosen formats, over the budget of "
                           f"{policy.budget_bytes:,} B")
     return chosen
+
+
+def _undo_gather(chosen: dict[str, Choice], policy: StoragePolicy) -> int:
+    """Over budget: auto's dcsr_gather choices go back to dCSR (fewer bytes, slower); the new total."""
+    for name, c in chosen.items():
+        if c.fmt == "dcsr_gather" and c.reason.startswith("auto:"):
+            chosen[name] = Choice("dcsr", encode("dcsr", c.matrix), c.matrix, c.sparsity,
+                                  "auto: dcsr, fewest bytes (dcsr_gather, faster, would be over budget_bytes "
+                                  f"{policy.budget_bytes:,})", c.candidates)
+    return sum(c.nbytes for c in chosen.values())

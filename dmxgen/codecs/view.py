@@ -13,10 +13,11 @@ from ._base import CodecError
 # spec's `weight_formats` (dmxgen/ops/<kind>.py). Codecs import nothing of dmxgen, so the table is
 # repeated here and tests/ops/test_support.py holds it equal to the specs.
 SPARSE_KERNELS: dict[str, tuple[str, ...]] = {
-    "fully_connected": ("dense", "csr", "dcsr"),
+    "fully_connected": ("dense", "csr", "dcsr", "dcsr_gather"),  # dcsr_gather: single vectors only
     "conv2d": ("dense", "csr", "dcsr"),
     "depthwise_conv2d": ("dense",),
     "lstm": ("dense",),  # each gate's [cell, in] or [cell, out] matrix, like an FC's
+    "gru": ("dense",),  # as the lstm's
 }
 
 _ALIASES = {"conv_2d": "conv2d", "depthwise_conv_2d": "depthwise_conv2d", "fc": "fully_connected"}
@@ -35,7 +36,7 @@ def matrix_shape(op_kind: str, shape: tuple[int, ...]) -> tuple[int, int]:
     """The (rows, cols) that `as_matrix` gives for a weight of `shape`."""
     kind = op_name(op_kind)
     shape = tuple(int(x) for x in shape)
-    if kind in ("fully_connected", "lstm"):
+    if kind in ("fully_connected", "lstm", "gru"):
         if len(shape) != 2:
             raise CodecError(f"{kind} weight must be [out, in], got shape {shape}")
         return shape  # type: ignore[return-value]

@@ -13,6 +13,22 @@ TRUST_PICKLE_HELP = ("Load a pickled PyTorch checkpoint (torch.save of a dmxgen.
                      "arbitrary code, so only use it for files you made yourself.")
 
 
+def _load_custom_ops(ctx, param, paths):
+    if paths:
+        from ..custom import load_plugins
+
+        load_plugins(paths)
+    return paths
+
+
+# `--custom-ops plugin.py`: the user's kernels for TFLite CUSTOM operators, loaded before the model is read
+custom_ops_option = click.option(
+    "--custom-ops", multiple=True, type=click.Path(dir_okay=False), expose_value=False, is_eager=True,
+    callback=_load_custom_ops, metavar="PLUGIN.py",
+    help="A Python file registering kernels for the model's CUSTOM operators (a numpy reference and a C "
+         "file each, docs/custom-ops.md). It runs as code: only load files you trust. Repeatable.")
+
+
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=_jsonable))
 

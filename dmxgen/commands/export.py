@@ -9,7 +9,7 @@ from ..codecs import policy as storage
 from ..errors import DmxError
 from ..progress import shown
 from ..targets import TARGETS
-from .common import TRUST_PICKLE_HELP, echo_json, table
+from .common import TRUST_PICKLE_HELP, custom_ops_option, echo_json, table
 
 
 def parse_targets(values: tuple[str, ...]) -> list[str]:
@@ -27,8 +27,10 @@ def parse_targets(values: tuple[str, ...]) -> list[str]:
               help="Output folder (created; a previous export there is replaced).")
 @click.option("--format", "fmt", type=click.Choice(list(storage.FORMATS)), default=storage.EXPORT.fmt,
               show_default=True, help="Weight storage: csr/dcsr apply to fully connected and conv layers with "
-              "enough zeros (see --min-sparsity); auto takes the smallest format per layer, or keeps the one "
-              "`dmxgen compress` stored in the file.")
+              "enough zeros (see --min-sparsity); dcsr_gather (dCSR with gather offsets, C only) to fully "
+              "connected layers (conv layers get dcsr); auto takes the smallest format per layer (a fully "
+              "connected dcsr layer becomes dcsr_gather only under a byte budget it fits), or keeps "
+              "the one `dmxgen compress` stored in the file.")
 @click.option("--min-sparsity", default=storage.EXPORT.min_sparsity, show_default=True,
               type=click.FloatRange(0.0, 1.0),
               help="With --format csr/dcsr, layers with fewer zeros than this stay dense.")
@@ -52,6 +54,7 @@ def parse_targets(values: tuple[str, ...]) -> list[str]:
 @click.option("--reuse-factor", default=1, show_default=True, type=click.IntRange(min=1),
               help="HLS: multiplications shared per multiplier (UNROLL factor = work / reuse).")
 @click.option("--trust-pickle", is_flag=True, help=TRUST_PICKLE_HELP)
+@custom_ops_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def command(model, out, fmt, min_sparsity, semantics, input_files, vectors, seed, targets, hls_interface, part,
             clock_ns, reuse_factor, trust_pickle, as_json):

@@ -4,11 +4,12 @@ from __future__ import annotations
 import click
 
 from ..summary import layer_rows, totals
-from .common import TRUST_PICKLE_HELP, echo_json, load_model, table
+from .common import TRUST_PICKLE_HELP, custom_ops_option, echo_json, load_model, table
 
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False), required=False)
+@custom_ops_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--formats", is_flag=True,
               help="Add, per weight tensor, its size as dense / CSR / dCSR / RLE and the format "

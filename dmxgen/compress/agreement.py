@@ -20,8 +20,9 @@ class DisagreementError(DmxError):
     """The fake-quantized model and its exported integer graph compute different codes."""
 
 
-def layer_values(model, example: torch.Tensor) -> dict:
-    """{node of model.body: its value} for one eval-mode forward on `example`; copies, so that a
+def layer_values(model, example) -> dict:
+    """{node of model.body: its value} for one eval-mode forward on `example` (a tensor, or a tuple
+    of one per input); copies, so that a
     later in-place op cannot change what a layer computed (the first differing layer is the culprit)."""
     values: dict = {}
 
@@ -35,7 +36,7 @@ def layer_values(model, example: torch.Tensor) -> dict:
     model.eval()
     try:
         with torch.no_grad():
-            _Keep(model.body).run(example)
+            _Keep(model.body).run(*(example if isinstance(example, tuple) else (example,)))
     finally:
         model.train(was_training)
     return values

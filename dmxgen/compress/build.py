@@ -7,19 +7,25 @@ lookup tables; pooling, reshapes and dropout keep their input's grid.
 """
 from __future__ import annotations
 
+import operator
+
 import torch.fx as fx
 from torch import nn
 
 from ..errors import DmxError
+from .calibration import set_calibrations
 from .config import LayerConfig, LayerInfo, Rule, fit_sparseness, resolve, type_aliases
 from .exportable import check_exportable
+from .multi_io import check_signature
 from .formats import NumFormat, activation_format, weight_format
 from .functions import FUNCTIONS
 from .affine import channel_layer, fold_into, folds_ahead, folds_behind
 from .attention import without_attention
+from .transformer import without_transformers
 from .decoders import QuantResize, resize_spec, weighted_class
 from .layers import BINARY_OPS, QuantAvgPool, QuantBinary, QuantCat, QuantLUT, QuantWeighted
 from .layernorm import quant_layer_norm
+from .recurrent import RECURRENT_PARTS, quant_recurrent
 from .matmul import QuantMatmul, matmul_operands
 from .pools import pool_spec
 from .learnable import with_learnable_activations
@@ -48,6 +54,9 @@ class Builder:
 
     def fuse(self) -> None:
         k = self.kinds.kind
+        for node in self.gm.graph.nodes:  # the pieces of an LSTM's / GRU's result: the layer returns its output
+            if k[node] in RECURRENT_PARTS:
+                self.fused[node] = self.fused.get(node.args[0], node.args[0])
         for node in self.gm.graph.nodes:
             if k[node] not in ("weighted", "add", "sub", "mul") or node in self.fused:
                 continue
@@ -115,7 +124,7 @@ class Builder:
                 fields, typ = io, kind
             elif kind in ("affine", "prelu"):
                 fields = io
-            elif kind == "layernorm":
+            elif kind in ("layernorm", "recurrent"):
                 fields = io
             elif kind == "matmul":
                 fields, typ = io, kind
@@ -125,6 +134,8 @@ class Builder:
                 fields = io | {"approximation_function"}
             else:
                 fields = frozenset()
+            if "output_format" in fields:  # whatever has an output grid of its own chooses its range
+                fields = fields | {"activation_calibration"}
             note = "" if fields else "it keeps its input's quantization"
             if kind == "softmax":
                 note = FIXED_GRID_NOTE
@@ -229,6 +240,17 @@ class Builder:
                 new = self._call(g, root, name, mod, (ins[0],))
                 mod.set_inputs(in_quants)
                 qsrc[new] = mod.out_quant
+            elif kind == "recurrent":  # one integer lstm / gru op per stacked layer (compress/recurrent.py)
+                for iq in in_quants:
+                    constrain(iq, cfg.input, name)
+                mod = quant_recurrent(self.mods[node.target], activation_format(cfg.output), name)
+                explicit[id(mod.out_quant)] = cfg.output is not None
+                new = self._call(g, root, name, mod, (ins[0],))
+                mod.set_inputs(in_quants)
+                qsrc[new] = mod.out_quant
+            elif kind == "recurrent_last":  # h_n[-1] of an LSTM or GRU: its output's last step
+                new = g.call_function(operator.getitem, (env[node.args[0]], (slice(None), -1)))
+                qsrc[new] = qsrc[env[node.args[0]]]
             elif kind == "shape" and node.op == "get_attr":
                 continue  # F.layer_norm's weight or bias, held by its layer
             elif kind in ("affine", "prelu"):  # per-channel layers (compress/affine.py)
@@ -278,6 +300,7 @@ class Builder:
                 root[name].set_inputs(in_quants)
             env[node] = new
         g.lint()
+        set_calibrations(root, cfgs)
         return fx.GraphModule(root, g, class_name="CompressedNet")
 
     @staticmethod
@@ -300,16 +323,24 @@ class Builder:
         return BoundCall(node, idx), str(label)
 
 
-def build_compressed(net: nn.Module, rules: list[Rule], source: str = "config", outputs: int | None = 1):
-    """(GraphModule of fake-quantized layers, {layer name: LayerConfig}, [LayerInfo])."""
-    net = without_attention(net)  # nn.MultiheadAttention as Linears, matmuls and a softmax (compress/attention.py)
+def plain_layers(net: nn.Module) -> nn.Module:
+    """`net`, or a copy with the layers torch runs as opaque calls rewritten as plain ones (the same
+    float function, the same parameter names): what the compressed network is built from and trains."""
+    net = without_transformers(net)  # TransformerEncoder(Layer) as its plain layers (compress/transformer.py)
+    return without_attention(net)  # nn.MultiheadAttention as Linears, matmuls and a softmax (compress/attention.py)
+
+
+def build_compressed(net: nn.Module, rules: list[Rule], source: str = "config"):
+    """(GraphModule of fake-quantized layers, {layer name: LayerConfig}, [LayerInfo]); `net` has
+    been through plain_layers (Model.transform keeps that copy as its float net)."""
+    check_signature(net, f"{type(net).__name__} (torch)")  # positional tensor inputs only (compress/multi_io.py)
     net = with_learnable_activations(net, rules)  # approximation_function: LERP_PSA{G,R} etc. (compress/learnable.py)
     leaves = lut_leaves(net, rules)
     gm = trace(net, leaves)
     kinds = classify(gm, leaves)
     b = Builder(gm, kinds)
     b.fuse()
-    check_exportable(gm, kinds.kind, b.layer_name, f"{type(net).__name__} (torch)", outputs)
+    check_exportable(gm, kinds.kind, b.layer_name, f"{type(net).__name__} (torch)")
     b.catalogue()
     cfgs = resolve(rules, b.layers, b.aliases, source)
     return b.build(cfgs), cfgs, b.layers

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import DmxError
+from .calibration import DEFAULT as DEFAULT_CALIBRATION
+from .calibration import Calibration, parse_calibration
 from .formats import NumFormat, parse_format
 from .functions import NONE, Approximation, parse_approximation
 from .sparsity import DENSE, Sparseness, parse_sparseness
@@ -30,6 +32,7 @@ FIELDS = {
     "approximation_function": ("approximation", parse_approximation),
     "strict": ("strict", lambda v: _parse_bool(v, "strict")),
     "requantization": ("requantization", lambda v: _parse_requantization(v)),
+    "activation_calibration": ("calibration", parse_calibration),
 }
 REQUANTIZATIONS = {"MULTIPLIER": "multiplier", "POWER_OF_TWO": "power_of_two"}
 # keys that apply wherever another one does: strict modifies weight_sparseness
@@ -62,6 +65,7 @@ class LayerConfig:
     approximation: Approximation = NONE
     strict: bool = False  # an N:M pattern that does not fit the layer is an error, not a dense layer
     requantization: str = "multiplier"  # or power_of_two: shifts only (PSA-Compress's FPGA designs)
+    calibration: Calibration = DEFAULT_CALIBRATION  # how the output's range is chosen (compress/calibration.py)
     set_fields: frozenset = frozenset()
     warnings: tuple[str, ...] = ()  # what the transform changed from the config (an N:M pattern skipped)
 

@@ -169,8 +169,6 @@ class EarlyExit(Model):
                 self(example_input[:1], all_exits=True)
             self.train(was)
 
-    _outputs = None
-
     def forward(self, x, all_exits: bool | None = None):
         outs = tuple(super().forward(x))
         self._check_logits(outs)

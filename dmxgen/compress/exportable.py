@@ -1,6 +1,6 @@
 """What `Model.transform` can already tell will not export, refused there with the exporter's own words.
 
-Input and output counts come from the traced graph; the layout a tensor will
+What forward() returns is checked on the traced graph; the layout a tensor will
 have in the integer graph (NCHW after a Conv2d, NCL after a Conv1d, plain after
 a Linear or a flatten) follows from the layers alone, so a Linear over a
 channels-first tensor and a `mean` over a non-spatial dim need no example
@@ -14,6 +14,7 @@ import torch.fx as fx
 
 from ..errors import DmxError
 from .aware import torch_nn
+from .multi_io import check_outputs
 from .pools import pool_spec, reduce_spec
 
 MEAN_SPATIAL_ONLY = "mean is supported over the spatial dims only"
@@ -22,32 +23,14 @@ POOL_NEEDS_CHANNELS_FIRST = "pooling needs an NCHW or NCL input"
 _FLATTENS = {torch.flatten, "flatten"}
 
 
-def inputs_message(n_inputs: int) -> str:
-    return f"the model takes {n_inputs} inputs; the torch frontend exports single-input models"
-
-
-def io_message(source: str, n_inputs: int, n_outputs: int) -> str:
-    """The PyTorch path's own limit (Model.output_quant, save's agreement check take one output;
-    the backends take several)."""
-    return (f"{source}: the PyTorch path (dmxgen.Model, dmxgen.save) handles models with one output; "
-            f"this one has {n_outputs} outputs")
-
-
 def linear_layout_message(layout: str) -> str:
     return f"Linear over the last dim of a {layout.upper()} tensor is not supported; flatten it first"
 
 
-def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str, outputs: int | None = 1) -> None:
-    """Raise the DmxError export would raise, for what the structure alone decides
-    (`outputs`: the output count the caller handles, None for any: EarlyExit's)."""
+def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str) -> None:
+    """Raise the DmxError export would raise, for what the structure alone decides."""
     nodes = list(gm.graph.nodes)
-    n_in = sum(1 for n in nodes if n.op == "placeholder")
-    if n_in != 1:
-        raise DmxError(inputs_message(n_in))
-    out = next(n for n in nodes if n.op == "output").args[0]
-    n_out = len(out) if isinstance(out, (list, tuple)) else 1
-    if outputs is not None and n_out != outputs:
-        raise DmxError(io_message(source, n_in, n_out))
+    check_outputs(gm, kind, source)  # tensors, tuples, lists or dicts of them (compress/multi_io.py)
     mods = dict(gm.named_modules())
     layout: dict = {}  # node -> nchw | ncl | plain | unknown
     for node in nodes:
@@ -68,6 +51,8 @@ def check_exportable(gm: fx.GraphModule, kind: dict, layer_name, source: str, ou
             here = "plain" if node.op == "call_module" or node.target in _FLATTENS else "unknown"
         elif k == "permute":  # the exporter moves a permuted tensor back to channels first where needed
             here = "unknown"
+        elif k in ("recurrent", "recurrent_last"):  # an LSTM's / GRU's output: [N, T, hidden] or [N, hidden]
+            here = "plain"
         elif k in ("avgpool", "maxpool") and here == "plain" and not is_reduction(node, k, mods):
             raise DmxError(f"layer {layer_name(node)!r}: {POOL_NEEDS_CHANNELS_FIRST}")
         elif is_reduction(node, k, mods):  # mean / amax / amin over dims

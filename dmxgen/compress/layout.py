@@ -34,11 +34,6 @@ def to_graph_order(q: torch.Tensor, layout: str) -> torch.Tensor:
     return q
 
 
-def input_layout(model) -> str:
-    """How a dmxgen.Model's input is laid out in the graph (from the last input it ran on)."""
-    return layout_of_rank(len(model.example_shape), model)
-
-
 def layout_of_rank(rank: int, model) -> str:
     """4-D is NCHW; 3-D is NCL when the model has a Conv1d; else plain."""
     if rank == 4:

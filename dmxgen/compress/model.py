@@ -18,9 +18,11 @@ import torch
 from torch import nn
 
 from ..errors import DmxError
+from .calibration import finish as finish_calibration
 from .config import LayerConfig, LayerInfo, load_config
 from .layers import QuantWeighted
 from .layout import layout_of_rank, to_graph_order
+from .multi_io import check_inputs, flatten, input_nodes, like, positional, returned
 from .quant import ActQuant
 
 
@@ -35,18 +37,21 @@ def set_graph_builder(build: GraphBuilder) -> None:
     _graph_builder[:] = [build]
 
 
-def _build_graph(model: "Model", example: torch.Tensor):
+def _build_graph(model: "Model", *examples: torch.Tensor):
     if not _graph_builder:
         raise DmxError("the torch frontend is not loaded: import dmxgen.api (or dmxgen.frontends.torch_graph) "
                        "to build the integer graph of a Model")
-    return _graph_builder[0](model, example)
+    return _graph_builder[0](model, *examples)
 
 
 class Model(nn.Module):
     """Wraps `net`; after `transform` its forward runs the fake-quantized network.
 
     Before `transform` it is the float net unchanged. The compressed network
-    shares the float net's parameters, so training either trains both.
+    shares the float net's parameters, so training either trains both. A net with
+    nn.MultiheadAttention or Transformer encoder layers is rewritten into plain layers at the first
+    `transform` (compress/attention.py, transformer.py): that copy becomes `float_net`, and the
+    caller's module is left as it was.
     """
 
     def __init__(self, net: nn.Module):
@@ -62,8 +67,8 @@ class Model(nn.Module):
         self.transformed = False
         self.config_source = ""
         self.example_shape: tuple[int, ...] = ()  # shape of the last input, for to_graph() without one
+        self.example_shapes: tuple[tuple[int, ...], ...] = ()  # every input's (several-input models)
 
-    _outputs: int | None = 1  # outputs the PyTorch path handles (EarlyExit: any, one per exit and the final)
     _export_checked = True  # set False by transform: the first calibration batch checks the export
     _calibrating_now = False
 
@@ -75,11 +80,14 @@ class Model(nn.Module):
         cannot be exported is refused here; what depends on tensor sizes, on
         the first calibration batch.
         """
-        from .build import build_compressed
+        from .build import build_compressed, plain_layers
 
         rules = load_config(config)
         source = str(config) if isinstance(config, (str, Path)) else "config"
-        gm, cfgs, layers = build_compressed(self.float_net, rules, source, self._outputs)
+        # attention and transformer layers rewritten once: the copy is the float net from now on, so
+        # training updates it and a second transform starts from the trained weights
+        object.__setattr__(self, "float_net", plain_layers(self.float_net))
+        gm, cfgs, layers = build_compressed(self.float_net, rules, source)
         self.body = gm
         self.layer_configs, self.layers = cfgs, layers
         self.transformed = True
@@ -89,15 +97,18 @@ class Model(nn.Module):
         return self
 
     def forward(self, *args, **kwargs):
-        if args and isinstance(args[0], torch.Tensor):
-            self.example_shape = tuple(args[0].shape)
+        if kwargs and self.transformed:
+            args, kwargs = positional(self.body, args, kwargs)
+        tensors = bool(args) and all(isinstance(a, torch.Tensor) for a in args)
+        if tensors:
+            self.example_shape, self.example_shapes = tuple(args[0].shape), tuple(tuple(a.shape) for a in args)
         out = self.body(*args, **kwargs)
-        if self._calibrating_now and not self._export_checked and args and isinstance(args[0], torch.Tensor):
+        if self._calibrating_now and not self._export_checked and tensors:
             self._export_checked = True
-            self._check_export(args[0][:1])
+            self._check_export(*(a[:1] for a in args))
         return out
 
-    def _check_export(self, example: torch.Tensor) -> None:
+    def _check_export(self, *examples: torch.Tensor) -> None:
         """Build (and drop) the integer graph on the first calibration batch, so that what only sizes
         rule out (a reshape that would need a transpose, unequal adaptive windows, ...) is refused
         now with export's message, not first at dmxgen.save."""
@@ -107,7 +118,7 @@ class Model(nn.Module):
         for q in quants:
             q.calibrating = False
         try:
-            _build_graph(self, example)
+            _build_graph(self, *examples)
         finally:
             for q in quants:
                 q.calibrating = True
@@ -121,7 +132,8 @@ class Model(nn.Module):
 
     @contextmanager
     def calibrating(self):
-        """Record activation ranges (min/max) over the batches run inside the block.
+        """Record activation ranges over the batches run inside the block (each quantizer's
+        `activation_calibration`: the MSE-optimal clipping of their histogram by default, or min/max).
 
         Ranges recorded before are discarded on entry. The model runs in eval
         mode inside the block and returns to its previous mode after.
@@ -141,6 +153,7 @@ class Model(nn.Module):
             self._calibrating_now = False
             for q in quants:
                 q.calibrating = False
+            finish_calibration(quants, self.body)  # MSE / PERCENTILE: ranges from histograms (compress/calibration.py)
             self.train(was_training)
 
     def check_calibrated(self, what: str = "export") -> None:
@@ -165,49 +178,70 @@ class Model(nn.Module):
         return {n: 1.0 - float(m.weight_mask.mean()) for n, m in self.weighted_layers().items()}
 
     def input_quant(self) -> ActQuant:
-        q = [m for n, m in self.act_quants().items() if n.endswith("_quant") and "." not in n]
+        q = self.input_quants()
         if len(q) != 1:
-            raise DmxError(f"expected one graph input, found {len(q)}")
+            raise DmxError(f"the model has {len(q)} inputs; input_quant() needs one, use input_quants()")
         return q[0]
+
+    def input_quants(self) -> list[ActQuant]:
+        """The quantizer of every graph input, in forward()'s parameter order."""
+        self._need_transform("find the input grids")
+        return [value_quant(self.body, next(iter(p.users))) for p in input_nodes(self.body)]
 
     def output_quant(self) -> ActQuant:
         """The quantizer of the (single) model output: its grid is the exported output's."""
         self._need_transform("find the output grid")
-        out = next(n for n in self.body.graph.nodes if n.op == "output").args[0]
-        if isinstance(out, (list, tuple)):
-            if len(out) != 1:
-                raise DmxError(f"the model has {len(out)} outputs; output_quant() needs one")
-            out = out[0]
-        return value_quant(self.body, out)
+        quants = self.output_quants()
+        if len(quants) != 1:
+            raise DmxError(f"the model has {len(quants)} outputs; output_quant() needs one, use output_quants()")
+        return quants[0]
 
-    def output_codes(self, x: torch.Tensor) -> np.ndarray:
-        """The model's outputs on x as integer codes of the output grid, in the graph's layout:
-        what the exported C returns for quantize_input(x)."""
+    def output_quants(self) -> list[ActQuant]:
+        """The quantizer of every output, in graph order (compress/multi_io.py output_names)."""
+        self._need_transform("find the output grids")
+        return [value_quant(self.body, n) for n in flatten(returned(self.body))]
+
+    def output_codes(self, *xs: torch.Tensor):
+        """The model's outputs on xs (one tensor per input) as integer codes of the output grids, in
+        the graph's layout: what the exported C returns for quantize_input(*xs). One array for a
+        model returning a tensor; a tuple (a dict) of them for one returning a tuple or list (a dict)."""
         from .quant import round_half_away
 
-        s, zp = self.output_quant().qparams()
+        check_inputs(self.body, xs, "output_codes")
         with torch.no_grad():
-            q = round_half_away(self(x) / s) + zp
-        return to_graph_order(q, layout_of_rank(q.dim(), self)).numpy().astype(np.int64)
+            out = Model.forward(self, *xs)  # every output, also an EarlyExit's
+        codes = []
+        for o, q in zip(flatten(out), self.output_quants()):
+            s, zp = q.qparams()
+            c = round_half_away(o / s) + zp
+            codes.append(to_graph_order(c, layout_of_rank(c.dim(), self)).numpy().astype(np.int64))
+        return like(out, codes)
 
-    def quantize_input(self, x: torch.Tensor) -> np.ndarray:
-        """Float input batch (PyTorch layout) -> int8 codes in the exported graph's layout.
+    def quantize_input(self, *xs: torch.Tensor):
+        """Float input batches (PyTorch layout, one per input) -> int8 codes in the exported graph's
+        layout: one array for a single-input model, a tuple of them, in forward()'s order, for several.
 
         4-D NCHW becomes NHWC, 3-D NCL (Conv1d input) becomes N,1,L,C; the
         rounding is the model's own, so these are the codes it computes on.
         """
         self.check_calibrated("quantize inputs")
+        check_inputs(self.body, xs, "quantize_input")
+        codes = []
         with torch.no_grad():
-            q = self.input_quant().codes(x.float()).to(torch.int64)
-        return to_graph_order(q, layout_of_rank(q.dim(), self)).numpy().astype(np.int8)
+            for x, iq in zip(xs, self.input_quants()):
+                q = iq.codes(x.float()).to(torch.int64)
+                codes.append(to_graph_order(q, layout_of_rank(q.dim(), self)).numpy().astype(np.int8))
+        return codes[0] if len(codes) == 1 else tuple(codes)
 
-    def to_graph(self, example_input: torch.Tensor | None = None):
-        """The integer Graph of the compressed model (built by dmxgen.frontends.torch_graph)."""
-        if example_input is None:
-            if not self.example_shape:
+    def to_graph(self, *example_inputs: torch.Tensor):
+        """The integer Graph of the compressed model (built by dmxgen.frontends.torch_graph), for one
+        example tensor per input (default: zeros of the shapes the model last ran on)."""
+        if not example_inputs or (len(example_inputs) == 1 and example_inputs[0] is None):
+            shapes = getattr(self, "example_shapes", ()) or ((self.example_shape,) if self.example_shape else ())
+            if not shapes:
                 raise DmxError("to_graph needs an example input (the model has not run on any input yet)")
-            example_input = torch.zeros(self.example_shape)
-        return _build_graph(self, example_input)
+            example_inputs = tuple(torch.zeros(s) for s in shapes)
+        return _build_graph(self, *example_inputs)
 
 
 def value_quant(gm, node) -> ActQuant:

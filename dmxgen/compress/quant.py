@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from ..graph import fixedpoint as fp
+from .calibration import DEFAULT as DEFAULT_CALIBRATION
+from .calibration import MINMAX, Calibration, RunningHistogram, choose_range
 from .formats import NumFormat
 
 
@@ -54,27 +56,34 @@ def quantize_codes(x: torch.Tensor, scale, zero_point, qmin: int, qmax: int) -> 
 
 
 class ActQuant(nn.Module):
-    """A per-tensor activation quantizer with a min/max observer.
+    """A per-tensor activation quantizer with a calibration observer.
 
-    While calibrating it records the range and passes values through; once a
-    range is recorded it fake-quantizes. Its scale and zero point are the
-    exported tensor's QuantParams.
+    While calibrating it records the running min/max (and, for MSE or
+    PERCENTILE calibration, a histogram) and passes values through;
+    `finish_calibration` then sets the range its `calibration` method chooses
+    (compress/calibration.py). Once a range is recorded it fake-quantizes. Its
+    scale and zero point are the exported tensor's QuantParams.
     """
 
-    def __init__(self, fmt: NumFormat, label: str = ""):
+    minmax_only = False  # a subclass whose range must hold every value (an LSTM cell state)
+
+    def __init__(self, fmt: NumFormat, label: str = "", calibration: Calibration = DEFAULT_CALIBRATION):
         super().__init__()
         self.fmt = fmt
         self.label = label
         self.calibrating = False
         self.frozen: tuple[float, int] | None = None
+        self.calibration = MINMAX if self.minmax_only else calibration
+        self._hist: RunningHistogram | None = None
         self.register_buffer("lo", torch.tensor(float("inf")))
         self.register_buffer("hi", torch.tensor(float("-inf")))
 
     def extra_repr(self) -> str:
+        how = getattr(self, "calibration", MINMAX).spelled()
         if self.calibrated:
             s, zp = self.qparams()
-            return f"{self.fmt.spelled()}, scale={s:.6g}, zero_point={zp}"
-        return f"{self.fmt.spelled()}, not calibrated"
+            return f"{self.fmt.spelled()}, {how}, scale={s:.6g}, zero_point={zp}"
+        return f"{self.fmt.spelled()}, {how}, not calibrated"
 
     def freeze(self) -> None:
         """Fix the scale and zero point as Python numbers (for torch.export); needs a range."""
@@ -88,6 +97,7 @@ class ActQuant(nn.Module):
 
     def reset(self) -> None:
         self.frozen = None
+        self._hist = None
         self.lo.fill_(float("inf"))
         self.hi.fill_(float("-inf"))
 
@@ -100,6 +110,20 @@ class ActQuant(nn.Module):
         with torch.no_grad():
             self.lo.fill_(min(float(self.lo), float(x.min())))
             self.hi.fill_(max(float(self.hi), float(x.max())))
+            if getattr(self, "calibration", MINMAX).kind != "minmax":
+                if getattr(self, "_hist", None) is None:
+                    self._hist = RunningHistogram()
+                self._hist.add(x)
+
+    def finish_calibration(self) -> None:
+        """Replace the observed min/max by the range the calibration method chooses; drops the histogram."""
+        hist, self._hist = getattr(self, "_hist", None), None
+        if hist is None or not self.calibrated or self.frozen is not None:
+            return
+        lo, hi = choose_range(hist, float(self.lo), float(self.hi), self.calibration,
+                              self.fmt.qmax - self.fmt.qmin + 1)
+        self.lo.fill_(lo)
+        self.hi.fill_(hi)
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         s, zp = self.qparams()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..codecs.policy import EXPORT, choose
+from ..codecs.policy import EXPORT, SIZING, choose
 
 WEIGHTED_OPS = ("conv2d", "fully_connected", "depthwise_conv2d")
 
@@ -61,7 +61,7 @@ def graph_bytes(graph, storage: str = EXPORT.fmt, min_sparsity: float = EXPORT.m
     --min-sparsity min_sparsity` would store them."""
     from ..passes import lower
 
-    return _lowered_bytes(lower(graph), replace(EXPORT, fmt=storage, min_sparsity=min_sparsity))
+    return _lowered_bytes(lower(graph), replace(SIZING, fmt=storage, min_sparsity=min_sparsity))
 
 
 def _lowered_bytes(lowered, policy) -> ModelBytes:
@@ -96,7 +96,7 @@ class LayerSizer:
 
     def __init__(self, example_input, storage: str = EXPORT.fmt, min_sparsity: float = EXPORT.min_sparsity):
         self.example = example_input[:1]
-        self.policy = replace(EXPORT, fmt=storage, min_sparsity=min_sparsity)
+        self.policy = replace(SIZING, fmt=storage, min_sparsity=min_sparsity)
         self.sizes: ModelBytes | None = None
         self.maps: dict[str, tuple] = {}  # layer -> (index map into the torch codes, op kind, weight bits)
         self.full_builds = 0

@@ -1,8 +1,8 @@
 """Trace a float nn.Module with torch.fx and say what each node is.
 
 Every node gets a kind (weighted, bn, clamp, lut, add, sub, mul, maximum, minimum, cat, maxpool,
-avgpool, reshape, permute, slice, pass, shape); any other call is refused with the layer's
-name, at transform time rather than at export.
+avgpool, reshape, permute, slice, pass, shape, recurrent and the pieces of its result); any other
+call is refused with the layer's name, at transform time rather than at export.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from .matmul import MATMUL_FUNCS, MATMUL_METHODS, QuantMatmul
 from .quant import ActQuant
 from .slicing import SLICE_FUNCTIONS, SLICE_METHODS, index_problem
 from .softmax import SOFTMAX_FUNCS, SOFTMAX_METHODS, QuantSoftmax
+from .recurrent import RECURRENT_PARTS, QuantRecurrent, check_recurrent_call, recurrent_item_kind, recurrent_problem
 
 WEIGHTED = (torch_nn.Linear, torch_nn.Conv1d, torch_nn.Conv2d)
 BATCHNORMS = (torch_nn.BatchNorm1d, torch_nn.BatchNorm2d)
@@ -39,7 +40,7 @@ PASS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDr
 # identities in eval known by (module, class) name, so that their package need not be installed
 PASS_BY_NAME = {("torchvision.ops.stochastic_depth", "StochasticDepth")}
 PASS_FUNCS_BY_NAME = {("torchvision.ops.stochastic_depth", "stochastic_depth")}
-QUANT_LAYERS = (QuantWeighted, QuantBinary, QuantLUT, QuantCat, QuantAvgPool, ActQuant, QuantLayerNorm,
+QUANT_LAYERS = (QuantWeighted, QuantBinary, QuantLUT, QuantCat, QuantAvgPool, ActQuant, QuantLayerNorm, QuantRecurrent,
                 QuantSoftmax, QuantMatmul, QuantResize)
 
 SUPPORT_TABLE = "docs/compression.md#supported-layers"  # the list of what is supported, kept out of messages
@@ -189,6 +190,11 @@ def classify(gm: fx.GraphModule, lut_leaves: set[str]) -> Kinds:
         elif node.op == "call_module":
             m = mods[node.target]
             k = _module_kind(node.target, m, lut_leaves)
+            if k == "recurrent":
+                check_recurrent_call(node, node.target, m)
+        elif node.op == "call_function" and node.target is operator.getitem and isinstance(node.args[0], fx.Node) \
+                and kind.get(node.args[0]) in ("recurrent", *RECURRENT_PARTS):
+            k = recurrent_item_kind(node, kind[node.args[0]], mods)  # (output, state) (compress/recurrent.py)
         elif not targs:
             k = "shape"  # arithmetic on sizes and ints: only feeds reshape arguments
         elif node.op == "call_method" and node.target in _SHAPE_METHODS:
@@ -232,6 +238,11 @@ def _module_kind(name: str, m: nn.Module, lut_leaves: set[str]) -> str:
         return "reshape" if isinstance(m, nn.Flatten) else "pass"
     if isinstance(m, nn.LayerNorm):
         return "layernorm"
+    if isinstance(m, (nn.LSTM, nn.GRU)):  # the integer lstm / gru op, one per stacked layer (compress/recurrent.py)
+        problem = recurrent_problem(m)
+        if problem:
+            raise unsupported(repr(name), type(m).__name__, problem)
+        return "recurrent"
     if isinstance(m, nn.Softmax):
         return "softmax"  # compress/softmax.py
     cls = torch_class(m)  # an aware() layer is its torch.nn base class

@@ -14,13 +14,15 @@ import numpy as np
 
 from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
-from ..graph.quant_params import (activation_range, add_params, conv_multipliers, mul_params, requant_params,
-                                  softmax_gemmlowp_params, sub_params)
+from ..graph.quant_params import (ADD_LEFT_SHIFT_INT16, activation_range, add_params, conv_multipliers, mul_params,
+                                  pot_int16_shifts, requant_params, softmax_gemmlowp_params, sub_params)
 from ..ops import SPECS, RegistrationError
 from . import regular_file_size
 from . import tflite_slices as slices
 from .tflite_checks import (check_padding, check_quantization, check_same_grid, check_shape,
                             check_weights, check_window, check_work, window_scratch)
+from .tflite_16x8 import rounding_16x8
+from .tflite_dilated import fuse_dilated_convs
 
 try:
     import tflite
@@ -53,7 +55,8 @@ def load_tflite(path: str | Path, semantics: str = "tflite") -> Graph:
     buf = _read_flatbuffer(path)
     try:
         reader = _Reader(path, buf, semantics)
-        graph = reader.read()
+        reader.read()
+        graph = fuse_dilated_convs(reader)  # SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND as one conv
     except (DmxError, RegistrationError):
         raise
     except Exception as e:  # the flatbuffer library raises anything on bad offsets
@@ -95,7 +98,9 @@ def _custom_refusal(custom_code: bytes | None) -> str:
     name = custom_code.decode("utf-8", "replace") if custom_code else ""
     hint = _CUSTOM_HINTS.get(name)
     what = f"custom operator {name!r}" if name else "a custom operator without a name"
-    return f"{what} is not supported ({hint})" if hint else f"{what} is not supported; {SUPPORT_TABLE}"
+    if hint:
+        return f"{what} is not supported ({hint})"
+    return f"{what} is not supported: give dmxgen its kernel with --custom-ops (docs/custom-ops.md); {SUPPORT_TABLE}"
 
 
 def _padding(padding: int, in_size: int, filt: int, stride: int, dilation: int) -> tuple[int, int, int]:
@@ -217,7 +222,8 @@ class _Reader:
         oc = self.model.OperatorCodes(opcode_index)
         code = _builtin_code(oc)
         if code == BuiltinOperator.CUSTOM:
-            raise DmxError(f"{self.path}: operator {index}: {_custom_refusal(oc.CustomCode())}")
+            self.read_custom(index, op, oc.CustomCode())
+            return
         opname = _OPNAME.get(code, f"builtin code {code}")
         if opname not in OPERATORS:
             raise DmxError(f"{self.path}: operator {index} ({opname}) is not supported; {SUPPORT_TABLE}")
@@ -245,6 +251,27 @@ class _Reader:
             # of several ops, the one writing the operator's outputs keeps it, the others get _<k>
             name = f"{kinds[0]}_{index}" if op_outs == outs else f"{kinds[0]}_{index}_{k}"
             self.g.ops.append(Op(name, kind, op_ins, op_outs, attrs))
+
+    def read_custom(self, index: int, op, custom_code: bytes | None) -> None:
+        """A CUSTOM operator: the user's implementation when a plugin registered one (ops/custom.py),
+        else a one-line refusal naming it."""
+        from ..ops.custom import registered
+
+        name = custom_code.decode("utf-8", "replace") if custom_code else ""
+        if registered(name) is None:
+            raise DmxError(f"{self.path}: operator {index}: {_custom_refusal(custom_code)}")
+        where = f"{self.path}: operator {index} (custom operator {name!r})"
+        try:
+            ins = [self.tensor_name(op.Inputs(j)) for j in range(op.InputsLength()) if op.Inputs(j) >= 0]
+            outs = [self.tensor_name(op.Outputs(j)) for j in range(op.OutputsLength())]
+            if len(outs) != 1 or not ins:
+                raise DmxError(f"has {len(ins)} inputs and {len(outs)} outputs; custom operators need at least "
+                               "one input and exactly one output")
+            self._check_values(ins, outs)
+        except DmxError as e:
+            raise DmxError(f"{where}: {str(e).removeprefix(f'{self.path}: ')}") from None
+        options = tuple(int(b) for b in op.CustomOptionsAsNumpy()) if op.CustomOptionsLength() else ()
+        self.g.ops.append(Op(f"custom_{index}", "custom", ins, outs, {"name": name, "options": options}))
 
     @staticmethod
     def _check_arity(opname: str, ins: list[str], outs: list[str]) -> None:
@@ -296,14 +323,22 @@ class _Reader:
         if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
             raise DmxError(f"fused activation {act} is not supported")
         q = self._need_quant(out, "output")
-        lo, hi = activation_range(act, q.s, q.zp)
+        info = np.iinfo(out.dtype) if out.dtype in ("int8", "int16") else np.iinfo(np.int8)
+        lo, hi = activation_range(act, q.s, q.zp, int(info.min), int(info.max))  # by the output's dtype
         return {"activation": act, "act_min": lo, "act_max": hi}
 
-    def _int8_io(self, ins: list[str], outs: list[str], n_in: int = 1) -> None:
-        for name in ins[:n_in] + outs[:1]:
+    def _int8_io(self, ins: list[str], outs: list[str], n_in: int = 1, int16: bool = False) -> None:
+        """The first n_in inputs and the output are int8 (or, with `int16`, all int8 or all int16:
+        the operators dmxgen runs in TFLite's 16x8 scheme too)."""
+        names = ins[:n_in] + outs[:1]
+        allowed = ("int8", "int16") if int16 else ("int8",)
+        for name in names:
             t = self.g.tensors[name]
-            if t.dtype != "int8":
-                raise DmxError(f"tensor {name!r} is {t.dtype}; only int8 is supported for this operator")
+            if t.dtype not in allowed:
+                raise DmxError(f"tensor {name!r} is {t.dtype}; only {' or '.join(allowed)} is supported for this operator")
+        dtypes = {self.g.tensors[n].dtype for n in names}
+        if len(dtypes) > 1:
+            raise DmxError(f"its tensors mix {' and '.join(sorted(dtypes))}; they must share one dtype")
 
     def _channel_multipliers(self, inp: Tensor, w: Tensor, out: Tensor, channels: int, axis: int = 0):
         qi, qw, qo = self._need_quant(inp, "input"), self._need_quant(w, "weight"), self._need_quant(out, "output")
@@ -341,16 +376,26 @@ class _Reader:
     def _bias(self, ins: list[str], channels: int) -> list[str]:
         if len(ins) > 2 and ins[2]:
             b = self.g.tensors[ins[2]]
-            if b.dtype != "int32" or b.data is None or b.shape != (channels,):
-                raise DmxError(f"bias {b.name!r} ({b.dtype}{list(b.shape)}) must be a constant int32 vector "
-                               f"of {channels}")
+            wide = self.g.tensors[ins[0]].dtype == "int16"  # 16x8: int64 (or int32), checked by _16x8
+            if b.dtype not in (("int64", "int32") if wide else ("int32",)) or b.data is None or b.shape != (channels,):
+                raise DmxError(f"bias {b.name!r} ({b.dtype}{list(b.shape)}) must be a constant "
+                               f"{'int64' if wide else 'int32'} vector of {channels}")
             return ins[:3]
         return ins[:2] + [""]
+
+    def _16x8(self, opname: str, ins: list[str], axis: int, attrs: dict, o) -> dict:
+        """{} for an int8 layer; for a 16x8 one (int16 input) its rounding, after tflite_16x8's checks."""
+        if self.g.tensors[ins[0]].dtype != "int16":
+            return {}
+        bias = self.g.tensors[ins[2]] if len(ins) > 2 and ins[2] else None
+        qbt = o.QuantizedBiasType() if o is not None else 0
+        return {"rounding": rounding_16x8(opname, self.g.tensors[ins[1]], bias, axis, attrs["shift"], self.semantics,
+                                          qbt)}
 
     # -- one method per TFLite operator -----------------------------------
     @tflite_op("CONV_2D", "conv2d", inputs=(2, 3))
     def op_conv_2d(self, op, ins, outs):
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)  # int16: TFLite's 16x8 (tflite_16x8.py)
         o = self.options(op, tflite.Conv2DOptions, required=True)
         w = self.g.tensors[ins[1]]
         check_weights(w)
@@ -367,11 +412,12 @@ class _Reader:
         check_work(window_scratch(inp.shape, out.shape, kh, kw, cin, attrs), out.size * kh * kw * cin)
         attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, self.g.tensors[outs[0]], cout)
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
+        attrs.update(self._16x8("CONV_2D", ins, 0, attrs, o))
         return "conv2d", attrs, self._bias(ins, cout)
 
     @tflite_op("DEPTHWISE_CONV_2D", "depthwise_conv2d", inputs=(2, 3))
     def op_depthwise_conv_2d(self, op, ins, outs):
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)
         o = self.options(op, tflite.DepthwiseConv2DOptions, required=True)
         w = self.g.tensors[ins[1]]
         check_weights(w)
@@ -388,11 +434,12 @@ class _Reader:
         attrs["depth_multiplier"] = cout // cin
         attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, self.g.tensors[outs[0]], cout, axis=3)
         attrs.update(self._act(o.FusedActivationFunction(), self.g.tensors[outs[0]]))
+        attrs.update(self._16x8("DEPTHWISE_CONV_2D", ins, 3, attrs, None))  # its options have no bias type
         return "depthwise_conv2d", attrs, self._bias(ins, cout)
 
     @tflite_op("FULLY_CONNECTED", "fully_connected", inputs=(2, 3))
     def op_fully_connected(self, op, ins, outs):
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)
         o = self.options(op, tflite.FullyConnectedOptions)
         w = self.g.tensors[ins[1]]
         check_weights(w)
@@ -412,6 +459,7 @@ class _Reader:
                  "rounding": "single" if self.semantics == "tflite" else "double"}
         attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, out, cout)
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
+        attrs.update(self._16x8("FULLY_CONNECTED", ins, 0, attrs, o))
         return "fully_connected", attrs, self._bias(ins, cout)
 
     # optional inputs lie among the first 20 (CIFG, peephole, projection): read_lstm counts them
@@ -432,36 +480,61 @@ class _Reader:
             raise DmxError(f"broadcast shape {list(shape)} differs from output shape {list(out.shape)}")
         return a, b, out
 
+    def _add_sub_scaling(self, opname, o, a, b, out, params) -> dict:
+        """ADD / SUB rescaling constants. int16: the general path with left shift 15, or LiteRT's
+        power-of-two path when pot_scale_int16 is set (the schema's default) and every scale is a
+        power of two (add.cc, sub.cc); TFLite Micro always takes the general path."""
+        qa, qb, qo = a.quant, b.quant, out.quant
+        if out.dtype != "int16":
+            return params(qa.s, qb.s, qo.s)
+        shifts = None
+        if self.semantics == "tflite" and o is not None and o.PotScaleInt16():
+            shifts = pot_int16_shifts(qa.s, qb.s, qo.s, opname)
+        if shifts is None:
+            general = params(qa.s, qb.s, qo.s, left_shift=ADD_LEFT_SHIFT_INT16)
+            if general["output_shift"] > 0:  # QuantizeMultiplierSmallerThanOneExp aborts (SUB's refuses earlier)
+                raise DmxError(f"int16 {opname} output scale {qo.s:g} is too small for input scales {qa.s:g} and "
+                               f"{qb.s:g}: the output multiplier is not below 1, which TFLite cannot compute")
+            return general
+        if opname == "ADD" and a.shape != b.shape:  # add.cc runs reference_ops::Add, elementwise only
+            raise DmxError("LiteRT's int16 ADD with power-of-two scales (pot_scale_int16) does not broadcast "
+                           f"{list(a.shape)} and {list(b.shape)}")
+        return {"scaling": "pot", "left_shift": 0, "input1_multiplier": 0, "input2_multiplier": 0,
+                "output_multiplier": 0, "output_shift": 0, **shifts}
+
     @tflite_op("ADD", "add", inputs=(2, 2))
     def op_add(self, op, ins, outs):
-        self._int8_io(ins, outs, 2)
+        self._int8_io(ins, outs, 2, int16=True)  # int16: TFLite's 16x8 ADD
         a, b, out = self._broadcastable(ins, outs)
         qa, qb, qo = (self._need_quant(t, "ADD") for t in (a, b, out))
         o = self.options(op, tflite.AddOptions)
         attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
-                 **add_params(qa.s, qb.s, qo.s)}
+                 **self._add_sub_scaling("ADD", o, a, b, out, add_params)}
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "add", attrs, ins[:2]
 
     @tflite_op("MUL", "mul", inputs=(2, 2))
     def op_mul(self, op, ins, outs):
-        self._int8_io(ins, outs, 2)
+        self._int8_io(ins, outs, 2, int16=True)  # int16: TFLite's 16x8 MUL (the same arithmetic)
         a, b, out = self._broadcastable(ins, outs)
         qa, qb, qo = (self._need_quant(t, "MUL") for t in (a, b, out))
         o = self.options(op, tflite.MulOptions)
         attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
                  **mul_params(qa.s, qb.s, qo.s, float32_product=self.semantics == "tflite")}
+        if out.dtype == "int16" and attrs["output_shift"] > 0:  # a left shift of a product up to 2^30
+            raise DmxError(f"int16 MUL multiplier {qa.s * qb.s / qo.s:g} is 1 or more: TFLite shifts the product "
+                           "of two int16 codes left, which overflows int32")
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "mul", attrs, ins[:2]
 
     @tflite_op("SUB", "sub", inputs=(2, 2))
     def op_sub(self, op, ins, outs):
-        self._int8_io(ins, outs, 2)
+        self._int8_io(ins, outs, 2, int16=True)  # int16: TFLite's 16x8 SUB
         a, b, out = self._broadcastable(ins, outs)
         qa, qb, qo = (self._need_quant(t, "SUB") for t in (a, b, out))
         o = self.options(op, tflite.SubOptions)  # pot_scale_int16 concerns int16 SUB only
         attrs = {"input1_offset": -qa.zp, "input2_offset": -qb.zp, "output_offset": qo.zp,
-                 **sub_params(qa.s, qb.s, qo.s)}
+                 **self._add_sub_scaling("SUB", o, a, b, out, sub_params)}
         attrs.update(self._act(o.FusedActivationFunction() if o else 0, out))
         return "sub", attrs, ins[:2]
 
@@ -485,7 +558,7 @@ class _Reader:
         return kind, {}, ins[:2]
 
     def _pool(self, op, ins, outs, kind):
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)  # int16: TFLite's 16x8 pooling (same sums, rounding, clamps)
         o = self.options(op, tflite.Pool2DOptions, required=True)
         inp, out = self._nhwc(ins, outs)
         qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
@@ -522,7 +595,7 @@ class _Reader:
 
     @tflite_op("TRANSPOSE", "transpose", inputs=(2, 2))
     def op_transpose(self, op, ins, outs):
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)
         inp, out, perm = self.g.tensors[ins[0]], self.g.tensors[outs[0]], self.g.tensors[ins[1]]
         if perm.data is None or perm.dtype not in ("int32", "int64") or perm.data.ndim != 1:
             raise DmxError(f"permutation {perm.name!r} must be a constant 1-D int32 or int64 tensor")
@@ -544,7 +617,7 @@ class _Reader:
     @tflite_op("TRANSPOSE_CONV", "transpose_conv", inputs=(3, 4))
     def op_transpose_conv(self, op, ins, outs):
         shape, wname, x = ins[0], ins[1], ins[2]
-        self._int8_io([x], outs)
+        self._int8_io([x], outs, int16=True)  # int16: TFLite's 16x8 (int64 bias and accumulators)
         o = self.options(op, tflite.TransposeConvOptions, required=True)
         w = self.g.tensors[wname]
         check_weights(w)
@@ -574,10 +647,16 @@ class _Reader:
         attrs["multiplier"], attrs["shift"] = self._channel_multipliers(inp, w, out, cout)
         attrs.update(self._act(o.FusedActivationFunction(), out))
         bias = self._bias([x, wname] + ins[3:4], cout)
+        if inp.dtype == "int16":  # the int64 bias, accumulator bound and shifts of tflite_16x8 (rounding: reduced)
+            b = self.g.tensors[bias[2]] if bias[2] else None
+            if b is not None and b.dtype != "int64":  # LiteRT runs it, on garbage: the kernel reads int64
+                raise DmxError(f"bias {b.name!r} of a 16x8 TRANSPOSE_CONV is {b.dtype}; LiteRT and TFLite Micro "
+                               "read it as int64: it must be int64")
+            rounding_16x8("TRANSPOSE_CONV", w, b, 0, attrs["shift"], self.semantics)
         return "transpose_conv", attrs, bias
 
     def _resize(self, op, ins, outs, cls, name: str) -> dict:
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=name == "RESIZE_NEAREST_NEIGHBOR")  # int16: a copy of codes too
         inp, out = self._nhwc(ins, outs)
         self._const_size(ins[1], "size", out.shape[1:3])
         self._need_quant(inp, "input")
@@ -608,7 +687,7 @@ class _Reader:
 
     @tflite_op("STRIDED_SLICE", "strided_slice", inputs=(4, 4))
     def op_strided_slice(self, op, ins, outs):
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         begin, end, strides = (slices.const_ints(self.g.tensors[n], w) for n, w in zip(ins[1:], ("begin", "end", "strides")))
         o = self.options(op, tflite.StridedSliceOptions)
@@ -620,7 +699,7 @@ class _Reader:
 
     @tflite_op("SLICE", "strided_slice", inputs=(3, 3))
     def op_slice(self, op, ins, outs):
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         begin, size = (slices.const_ints(self.g.tensors[n], w) for n, w in zip(ins[1:], ("begin", "size")))
         return self._slice_op("SLICE", inp, out, slices.slice_(inp.shape, begin, size))
@@ -638,14 +717,14 @@ class _Reader:
             raise DmxError(f"{len(sizes)} pieces but {len(outs)} output tensors")
         made = []
         for r, name in zip(slices.split(inp.shape, axis, sizes), outs):
-            self._int8_io([], [name])
+            self._int8_io([inp.name], [name], int16=True)
             made.append((*self._slice_op(opname, inp, self.g.tensors[name], r), [name]))
         return made
 
     @tflite_op("SPLIT", "strided_slice", inputs=(2, 2), many_outputs=True)
     def op_split(self, op, ins, outs):
         axis_t, inp = self.g.tensors[ins[0]], self.g.tensors[ins[1]]
-        self._int8_io([inp.name], [])
+        self._int8_io([inp.name], [], int16=True)
         o = self.options(op, tflite.SplitOptions)
         n = o.NumSplits() if o is not None else len(outs)
         axis = self._split_axis(inp, axis_t)
@@ -657,7 +736,7 @@ class _Reader:
     @tflite_op("SPLIT_V", "strided_slice", inputs=(3, 3), many_outputs=True)
     def op_split_v(self, op, ins, outs):
         inp, axis_t = self.g.tensors[ins[0]], self.g.tensors[ins[2]]
-        self._int8_io([inp.name], [])
+        self._int8_io([inp.name], [], int16=True)
         sizes = slices.const_ints(self.g.tensors[ins[1]], "size_splits")
         axis = self._split_axis(inp, axis_t)
         dim = inp.shape[axis]
@@ -698,7 +777,7 @@ class _Reader:
 
     @tflite_op("CONCATENATION", "concat", "requantize", inputs=(1, 4096))
     def op_concatenation(self, op, ins, outs):
-        self._int8_io(ins, outs, len(ins))
+        self._int8_io(ins, outs, len(ins), int16=True)
         out = self.g.tensors[outs[0]]
         o = self.options(op, tflite.ConcatenationOptions)
         if o is not None and o.FusedActivationFunction() != ActivationFunctionType.NONE:
@@ -743,8 +822,11 @@ class _Reader:
                  **batch_matmul_params(qa.s, qb.s, qo.s)}
         return "batch_matmul", attrs, ins[:2]
 
-    @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp", inputs=(1, 1))
+    @tflite_op("SOFTMAX", "softmax", "softmax_gemmlowp", "softmax16", inputs=(1, 1))
     def op_softmax(self, op, ins, outs):
+        if self.g.tensors[ins[0]].dtype == "int16":  # TFLite's int16 kernel (its own tables)
+            from .tflite_ops.activations16 import op_softmax16
+            return op_softmax16(self, op, ins, outs)
         self._int8_io(ins, outs)
         o = self.options(op, tflite.SoftmaxOptions, required=True)
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
@@ -770,22 +852,24 @@ class _Reader:
     @tflite_op("QUANTIZE", "quantize", "requantize", inputs=(1, 1))
     def op_quantize(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
-        if out.dtype != "int8":
-            raise DmxError(f"QUANTIZE to {out.dtype} is not supported, only to int8")
+        if out.dtype not in ("int8", "int16"):
+            raise DmxError(f"QUANTIZE to {out.dtype} is not supported, only to int8 or int16")
         qo = self._need_quant(out, "output")
+        if qo.per_channel:
+            raise DmxError("per-channel QUANTIZE is not supported")
         if inp.dtype == "float32":
             return "quantize", {"scale": float(qo.s), "zero_point": qo.zp}, ins[:1]
-        if inp.dtype == "int8":
+        if inp.dtype in ("int8", "int16"):
             qi = self._need_quant(inp, "input")
             m, s = requant_params(qi.s, qo.s)
             return "requantize", {"input_offset": -qi.zp, "output_offset": qo.zp, "multiplier": m, "shift": s}, ins[:1]
-        raise DmxError(f"QUANTIZE from {inp.dtype} is not supported")
+        raise DmxError(f"QUANTIZE from {inp.dtype} is not supported (float32, int8 or int16)")
 
     @tflite_op("DEQUANTIZE", "dequantize", inputs=(1, 1))
     def op_dequantize(self, op, ins, outs):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
-        if inp.dtype != "int8" or out.dtype != "float32":
-            raise DmxError(f"DEQUANTIZE {inp.dtype} -> {out.dtype} is not supported, only int8 -> float32")
+        if inp.dtype not in ("int8", "int16") or out.dtype != "float32":
+            raise DmxError(f"DEQUANTIZE {inp.dtype} -> {out.dtype} is not supported, only int8 or int16 -> float32")
         qi = self._need_quant(inp, "input")
         if qi.per_channel:
             raise DmxError("per-channel DEQUANTIZE is not supported")
@@ -795,7 +879,9 @@ class _Reader:
     def op_pad(self, op, ins, outs, value=None):
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         p = self._pad_amounts(ins, outs)
-        if inp.dtype == "int8":
+        if inp.dtype != out.dtype:
+            raise DmxError(f"PAD changes the dtype ({inp.dtype} -> {out.dtype})")
+        if inp.dtype in ("int8", "int16"):
             pad_value = self._need_quant(out, "output").zp if value is None else value
         elif inp.dtype == "float32":
             pad_value = 0.0 if value is None else value
@@ -841,7 +927,7 @@ class _Reader:
         if c.dtype != self.g.tensors[ins[0]].dtype:
             raise DmxError(f"PADV2's constant value is {c.dtype}, its input {self.g.tensors[ins[0]].dtype}")
         v = c.data.reshape(-1)[0]
-        if c.dtype == "int8":
+        if c.dtype in ("int8", "int16"):
             qc, qo = self._need_quant(c, "PADV2 constant"), self._need_quant(self.g.tensors[outs[0]], "output")
             if qc.zp != qo.zp or qc.s != qo.s:  # LiteRT and TFLM refuse this too (pad.cc, pad_common.cc)
                 raise DmxError(f"PADV2's constant {c.name!r} is quantized ({qc.describe()}) unlike the output "
@@ -885,7 +971,7 @@ class _Reader:
         axes = self._axes(ins)
         if inp.dtype == "float32":
             return "mean_float", {"axes": axes}, ins[:1]
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)  # int16: TFLite's 16x8 MEAN (the same QuantizedMeanOrSum)
         qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
         count = int(np.prod([inp.shape[a] for a in axes]))
         attrs = {"axes": axes, "input_offset": -qi.zp, "output_offset": qo.zp, "count": count}
@@ -911,11 +997,11 @@ class _Reader:
     def op_leaky_relu(self, op, ins, outs):
         from .tflite_prelu import leaky_relu_attrs
 
-        self._int8_io(ins, outs)
+        self._int8_io(ins, outs, int16=True)  # int16: QuantizeLeakyRelu<int16_t>, the same multipliers
         o = self.options(op, tflite.LeakyReluOptions, required=True)
         inp, out = self.g.tensors[ins[0]], self.g.tensors[outs[0]]
         qi, qo = self._need_quant(inp, "input"), self._need_quant(out, "output")
-        return "prelu", leaky_relu_attrs(float(o.Alpha()), inp, out, qi, qo), ins[:1]
+        return "prelu", leaky_relu_attrs(float(o.Alpha()), inp, out, qi, qo, self.semantics == "tflite"), ins[:1]
 
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DmxError
 from ..graph.fixedpoint import quantize_multiplier
+from ..graph.quant_params import litert_lstm_multipliers, lstm_multipliers
 from ..ops.lstm import GATES
 
 # the operator's inputs (tensorflow/lite/kernels/lstm_shared.h)
@@ -71,23 +72,16 @@ def read_lstm(reader, op, ins: list[str], outs: list[str], options, activation_n
         hidden_scale, hidden_zp = qh.s, qh.zp
         pre_in = [_f64(qx.s, w.quant.s) / Q3_12 for w in weights]
         pre_rec = [_f64(qh.s, w.quant.s) / Q3_12 for w in recurrent]
-        hidden_real = Q0_15 * Q0_15 / float(_F32(hidden_scale))
+        mults = lstm_multipliers(pre_in, pre_rec, Q0_15 * Q0_15 / float(_F32(hidden_scale)))
         clip = _clip(options.CellClip(), qc.s, 32767, double=True)
     else:
         gate_scales = [_intermediate(reader, op, k)[0] if layer_norm else Q3_12 for k in range(4)]
         hidden_scale, hidden_zp = _intermediate(reader, op, 4)
-        pre_in = [float(_F32(w.quant.s) * _F32(qx.s) / _F32(s)) for w, s in zip(weights, gate_scales)]
-        pre_rec = [float(_F32(w.quant.s) * _F32(qh.s) / _F32(s)) for w, s in zip(recurrent, gate_scales)]
-        hidden_real = float(_F32(Q0_15 / float(_F32(hidden_scale)) * Q0_15))
+        mults = litert_lstm_multipliers(qx.s, qh.s, [w.quant.s for w in weights], [w.quant.s for w in recurrent],
+                                        hidden_scale, gate_scales)
         clip = _clip(options.CellClip(), qc.s, 32767, double=False)
-    mult_in = [quantize_multiplier(r) for r in pre_in]
-    mult_rec = [quantize_multiplier(r) for r in pre_rec]
-    hm, hs = quantize_multiplier(hidden_real)
     attrs = {"layout": "time_major" if options.TimeMajor() else "batch_major",
-             "semantics": reader.semantics, "input_zp": qx.zp, "state_zp": qh.zp,
-             "input_multiplier": [m for m, _ in mult_in], "input_shift": [s for _, s in mult_in],
-             "recurrent_multiplier": [m for m, _ in mult_rec], "recurrent_shift": [s for _, s in mult_rec],
-             "hidden_multiplier": hm, "hidden_shift": hs, "hidden_zp": hidden_zp,
+             "semantics": reader.semantics, "input_zp": qx.zp, "state_zp": qh.zp, **mults, "hidden_zp": hidden_zp,
              "cell_shift": cell_shift, "cell_clip": clip,
              "forget_mul": quantize_multiplier(Q0_15 * float(_F32(qc.s)) / float(_F32(qc.s))),
              "update_mul": quantize_multiplier(Q0_15 * Q0_15 / float(_F32(qc.s)))}

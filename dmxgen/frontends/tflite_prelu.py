@@ -45,11 +45,12 @@ def prelu_attrs(inp: Tensor, alpha: Tensor, out: Tensor, qi: QuantParams, qa: Qu
             "alpha": alpha_table(alpha.data.astype(np.int64), inp.shape)}
 
 
-def leaky_relu_attrs(alpha: float, inp: Tensor, out: Tensor, qi: QuantParams, qo: QuantParams) -> dict:
+def leaky_relu_attrs(alpha: float, inp: Tensor, out: Tensor, qi: QuantParams, qo: QuantParams,
+                     float32: bool = True) -> dict:
     if not np.isfinite(alpha) or alpha < 0:
         raise DmxError(f"LEAKY_RELU alpha {alpha:g} is not supported (only a finite alpha >= 0)")
     if out.shape != inp.shape:
         raise DmxError(f"output shape {list(out.shape)} should be the input's {list(inp.shape)}")
     # x * 1 through the alpha multiplier: QuantizeLeakyRelu to the bit
     return {"input_offset": -qi.zp, "alpha_offset": 0, "output_offset": qo.zp,
-            **leaky_relu_params(qi.s, alpha, qo.s), "alpha": np.ones(1, np.int64)}
+            **leaky_relu_params(qi.s, alpha, qo.s, float32), "alpha": np.ones(1, np.int64)}

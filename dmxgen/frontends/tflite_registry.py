@@ -19,6 +19,8 @@ _ACTNAME = {v: k for k, v in vars(ActivationFunctionType).items() if not k.start
 # filled by @tflite_op; SUPPORTED and the support table (dmxgen/support.py) are read from it.
 OPERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
 ARITY: dict[str, tuple[int, int]] = {}  # operator -> (fewest, most) inputs, from @tflite_op
+# operators read outside OPERATORS, with the kinds they make: CUSTOM by _Reader.read_custom (docs/custom-ops.md)
+SPECIAL: dict[str, tuple[str, ...]] = {"CUSTOM": ("custom",)}
 MANY_OUTPUTS: set[str] = set()  # operators with several outputs (SPLIT): their mapping returns one op per output
 
 

@@ -20,8 +20,9 @@ from torch.fx.passes.shape_prop import ShapeProp
 from ..errors import DmxError
 from ..graph import Graph, Op, QuantParams, Tensor
 from ..compress.aware import torch_nn
-from ..compress.exportable import MEAN_SPATIAL_ONLY, POOL_NEEDS_CHANNELS_FIRST, inputs_message, linear_layout_message
-from ..compress.layout import graph_shape, input_layout, layout_of_rank, to_graph_order
+from ..compress.exportable import MEAN_SPATIAL_ONLY, POOL_NEEDS_CHANNELS_FIRST, linear_layout_message
+from ..compress.layout import graph_shape, layout_of_rank, to_graph_order
+from ..compress.multi_io import examples as example_tensors, flatten, output_names, returned
 from ..compress.model import set_graph_builder
 from ..compress.pools import window_attrs
 from ..compress.intops import add_params, clamp_codes, conv_multipliers, mul_params, requant_params, sub_params
@@ -49,7 +50,7 @@ class Val:
 
 
 class _Exporter:
-    def __init__(self, model, example: torch.Tensor):
+    def __init__(self, model, example: tuple):  # one batch-1 tensor per input
         self.model = model
         self.gm: fx.GraphModule = model.body
         self.mods = dict(self.gm.named_modules())
@@ -89,7 +90,12 @@ class _Exporter:
         self.model.eval()
         try:
             with torch.no_grad():
-                ShapeProp(gm).propagate(self.example)
+                try:
+                    ShapeProp(gm).propagate(*self.example)
+                except RuntimeError as e:  # ShapeProp wraps what a layer refused (e.g. an LSTM's cell range)
+                    if isinstance(e.__cause__, DmxError):
+                        raise e.__cause__ from None
+                    raise
                 for node in gm.graph.nodes:
                     self.visit(node)
         finally:
@@ -111,6 +117,7 @@ class _Exporter:
         from ..compress.matmul import QuantMatmul, matmul_operands
         from ..compress.softmax import QuantSoftmax
         from ..compress.layernorm import QuantLayerNorm
+        from ..compress.recurrent import QuantRecurrent
         from ..compress.quant import ActQuant
 
         from ..compress.trace import exact_kind
@@ -118,9 +125,7 @@ class _Exporter:
         if node.op == "placeholder":
             return
         if node.op == "output":
-            outs = node.args[0]
-            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-            for o in outs:
+            for o in flatten(node.args[0]):  # a tensor, a tuple / list or a dict of them (compress/multi_io.py)
                 v = self.vals.get(o)
                 if v is None:
                     self.fail(str(o), "the model output is not a quantized tensor")
@@ -142,7 +147,7 @@ class _Exporter:
                 self.fail(name, "requantizing inside the graph is not supported")
             tshape = self.tshape(node)
             tshape = (1,) + tshape[1:]
-            v = self.new_tensor(src.name, tshape, input_layout(self.model), mod)
+            v = self.new_tensor(str(src.target), tshape, layout_of_rank(len(tshape), self.model), mod)
             self.g.inputs.append(v.name)
             self.vals[node] = v
             return
@@ -161,6 +166,10 @@ class _Exporter:
             self.vals[node] = self.interp_table(node, name, mod, ins[0])
         elif isinstance(mod, QuantLayerNorm):
             self.vals[node] = self.layer_norm(node, name, mod, ins[0])
+        elif isinstance(mod, QuantRecurrent):  # one lstm / gru op per stacked layer (frontends/torch_recurrent.py)
+            from .torch_recurrent import export_recurrent
+
+            self.vals[node] = export_recurrent(self, node, name, mod, ins[0])
         elif isinstance(mod, QuantSoftmax):
             self.vals[node] = self.softmax(node, name, mod, ins[0])
         elif isinstance(mod, QuantMatmul):  # operands in order (x @ x lists x once in all_input_nodes)
@@ -314,7 +323,9 @@ class _Exporter:
         return out
 
     def cat(self, node, name: str, m, ins: list[Val]) -> Val:
-        layout = ins[0].layout
+        layout = next((v.layout for v in ins if v.layout != "plain"), "plain")
+        if layout in ("nchw", "ncl"):  # a plain piece (e.g. of a channel shuffle) joins conv outputs: NHWC it
+            ins = [self.channels_first(f"{name}.in{i}", v, layout) for i, v in enumerate(ins)]
         if any(v.layout != layout or v.perm is not None for v in ins):
             self.fail(name, "cat of tensors in different layouts (or of flattened NCHW tensors)")
         rank = len(ins[0].tshape)
@@ -555,24 +566,28 @@ def torch_perm(node: fx.Node, rank: int) -> tuple[int, ...]:
     return tuple(perm)
 
 
-def model_to_graph(model, example_input: torch.Tensor) -> Graph:
-    """The integer Graph of a transformed, calibrated Model (batch 1 of example_input's shape)."""
-    return graph_and_tensors(model, example_input)[0]
+def model_to_graph(model, *example_inputs: torch.Tensor) -> Graph:
+    """The integer Graph of a transformed, calibrated Model (batch 1 of each example input's shape)."""
+    return graph_and_tensors(model, *example_inputs)[0]
 
 
-def graph_and_tensors(model, example_input: torch.Tensor) -> tuple[Graph, dict]:
+def graph_and_tensors(model, *example_inputs: torch.Tensor) -> tuple[Graph, dict]:
     """model_to_graph, plus {node of model.body: Val} for each node whose value is a graph tensor
-    (in graph order), which is how dmxgen.save compares the two layer by layer."""
+    (in graph order), which is how dmxgen.save compares the two layer by layer. Inputs are named
+    after forward()'s parameters, outputs as forward() returns them (frontends/torch_names.py)."""
+    from .torch_names import name_outputs
+
     model.check_calibrated("export")
-    n_in = sum(1 for n in model.body.graph.nodes if n.op == "placeholder")
-    if n_in != 1:
-        raise DmxError(inputs_message(n_in))
-    if not isinstance(example_input, torch.Tensor):
-        raise DmxError("the example input must be a torch.Tensor")
-    example = example_input[:1].float()
-    model.example_shape = tuple(example.shape)
-    exporter = _Exporter(model, example)
-    return exporter.run(), exporter.vals
+    examples = example_tensors(model.body, example_inputs)
+    model.example_shape, model.example_shapes = tuple(examples[0].shape), tuple(tuple(x.shape) for x in examples)
+    exporter = _Exporter(model, examples)
+    graph = exporter.run()
+    names = [n for n, _ in output_names(returned(model.body))]
+    if hasattr(model, "exit_graph"):  # an EarlyExit's outputs keep their layers' names (graph/early_exit.py)
+        names = [None] * len(names)
+    name_outputs(graph, exporter.vals, names)
+    graph.validate()
+    return graph, exporter.vals
 
 
 set_graph_builder(model_to_graph)  # Model.to_graph and its first-batch export check land here

@@ -48,7 +48,10 @@ def torch_ranges(node: fx.Node, in_shape: tuple[int, ...]) -> list[Range]:
             at = items.index(Ellipsis)
             items = items[:at] + (slice(None),) * (rank - len(items) + 1) + items[at + 1:]
         for d, item in enumerate(items):
-            ranges[d] = item.indices(in_shape[d])
+            if isinstance(item, int):  # one index (an LSTM output's step, compress/recurrent.py): the dim goes
+                ranges[d] = (item % in_shape[d], item % in_shape[d] + 1, 1)
+            else:
+                ranges[d] = item.indices(in_shape[d])
         return ranges
     dim = int(_arg(node, 1, "dim")) % rank  # narrow(dim, start, length)
     start, length = int(_arg(node, 2, "start")), int(_arg(node, 3, "length"))

@@ -139,10 +139,38 @@ def multiply_by_quantized_multiplier_single(x, multiplier, shift) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.int64)
     total = 31 - np.asarray(shift, dtype=np.int64)
-    return (x * np.asarray(multiplier, dtype=np.int64) + (np.int64(1) << (total - 1))) >> total
+    m = np.asarray(multiplier, dtype=np.int64)
+    # x split at bit 32 so that an int64 accumulator (16x8 layers) times M does not overflow int64:
+    # floor(((hi * 2^32 + lo) * M + 2^(t-1)) / 2^t) with 0 <= lo < 2^32, the same number as before.
+    # With t < 32 an |x| beyond 2^32 times a Q31 multiplier (|M| >= 2^30, or 0) saturates any output: x is cut there.
+    wide = total >= 32
+    x = np.where(wide, x, np.clip(x, -(2**32), 2**32))
+    hi, lo = x >> 32, x & 0xFFFFFFFF
+    high, low = hi * m, lo * m  # |low| < 2^63
+    # t >= 32: the rounding term joins the high half (t > 32) or the low one (t = 32, 2^31)
+    t_wide = np.where(wide, total - 32, 0)
+    up = np.where(total > 32, np.int64(1) << np.maximum(total - 33, 0), 0)
+    wide_result = (high + up + ((low + np.where(total == 32, np.int64(1) << 31, 0)) >> 32)) >> t_wide
+    t_narrow = np.where(wide, 1, total)
+    narrow_result = (high << np.where(wide, 0, 32 - total)) + ((low + (np.int64(1) << (t_narrow - 1))) >> t_narrow)
+    return np.where(wide, wide_result, narrow_result)
 
 
-ROUNDINGS = {"double": multiply_by_quantized_multiplier, "single": multiply_by_quantized_multiplier_single}
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
+    """TFLite's 64-bit MultiplyByQuantizedMultiplier (16x8 CONV_2D, DEPTHWISE_CONV_2D, and
+    FULLY_CONNECTED in TFLite Micro): the Q31 multiplier reduced to 16 bits
+    ((M + 2^15) >> 16, 0x7FFF from 0x7FFF0000 up), then one rounding by 15 - shift.
+    Exact in int64 for |x| < 2^47, the accumulators TFLite allows."""
+    x = np.asarray(x, dtype=np.int64)
+    m = np.asarray(multiplier, dtype=np.int64)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - np.asarray(shift, dtype=np.int64)
+    return (x * reduced + (np.int64(1) << (total - 1))) >> total
+
+
+# rounding attr of conv2d / depthwise_conv2d / fully_connected -> the requantization it names
+ROUNDINGS = {"double": multiply_by_quantized_multiplier, "single": multiply_by_quantized_multiplier_single,
+             "reduced": multiply_by_quantized_multiplier_int64}
 
 
 # The constants derived from scales (multipliers of ADD, MUL, conv; clamp bounds) are in quant_params.py.
@@ -201,8 +229,9 @@ def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
     return np.where(a == 0, INT32_MAX, result)
 
 
-def _one_over_one_plus_x(a):
-    """gemmlowp one_over_one_plus_x_for_x_in_0_1 (Newton-Raphson), Q0.31 in and out."""
+def _newton_reciprocal(a):
+    """The Newton-Raphson iterate x ~ 1 / (1 + a) (an F2 raw) of gemmlowp's
+    one_over_one_plus_x_for_x_in_0_1 and one_minus_x_over_one_plus_x_for_x_in_0_1, Q0.31 in."""
     s = np.asarray(a, dtype=np.int64) + INT32_MAX
     half_den = np.where(s >= 0, (s + 1) // 2, -((-s + 1) // 2))  # (sum + sign) / 2, C division
     x = _wrap32(1515870810 + _srdhm(half_den, -1010580540))
@@ -210,7 +239,12 @@ def _one_over_one_plus_x(a):
     for _ in range(3):
         hx = _srdhm(half_den, x)
         x = _wrap32(x + _sat_mul_pot(_srdhm(x, _wrap32(one_q2 - hx)), 2))
-    return _sat_mul_pot(x, 1)
+    return x
+
+
+def _one_over_one_plus_x(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1 (Newton-Raphson), Q0.31 in and out."""
+    return _sat_mul_pot(_newton_reciprocal(a), 1)
 
 
 def softmax_gemmlowp(x: np.ndarray, attrs: dict) -> np.ndarray:

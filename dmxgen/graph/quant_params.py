@@ -14,6 +14,7 @@ from ..errors import DmxError
 from .fixedpoint import quantize_multiplier, quantize_multiplier_array, round_half_away
 
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD: inputs are widened by 2**20 before rescaling
+ADD_LEFT_SHIFT_INT16 = 15  # its int16 (16x8) general path: 65535 << 15 still fits int32
 # Fused activations as clamp bounds in real units (None: no bound on that side).
 ACTIVATIONS: dict[str, tuple[float | None, float | None]] = {
     "NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
@@ -42,18 +43,19 @@ def pot_multipliers(s_in: float, w_scales, s_out: float) -> tuple[np.ndarray, np
     return scales, np.full(ws.size, 1 << 30, np.int64), exponent + 1
 
 
-def add_params(sa: float, sb: float, so: float) -> dict:
-    """TFLite's int8 ADD: left shift 20, each input rescaled to twice the larger input scale."""
+def add_params(sa: float, sb: float, so: float, left_shift: int = ADD_LEFT_SHIFT) -> dict:
+    """TFLite's int8 ADD: left shift 20 (int16's general path: 15), each input rescaled to twice
+    the larger input scale, the quotients in double (LiteRT's add.cc and TFLM's add_common.cc)."""
     sa, sb, so = _f32(sa), _f32(sb), _f32(so)
     twice_max = 2 * max(sa, sb)
     m1, s1 = quantize_multiplier(sa / twice_max)
     m2, s2 = quantize_multiplier(sb / twice_max)
-    mo, sho = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * so))
-    return {"left_shift": ADD_LEFT_SHIFT, "input1_multiplier": m1, "input1_shift": s1,
+    mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * so))
+    return {"left_shift": left_shift, "input1_multiplier": m1, "input1_shift": s1,
             "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": sho}
 
 
-def sub_params(sa: float, sb: float, so: float) -> dict:
+def sub_params(sa: float, sb: float, so: float, left_shift: int = ADD_LEFT_SHIFT) -> dict:
     """TFLite's int8 SUB (PrepareGeneralSubOp): ADD's left shift 20 and common grid of twice the
     larger input scale, the quotients in double (LiteRT, and the TFLite Micro the goldens run,
     though its sub_common.cc source reads float32 quotients: tests/ops/test_sub.py has scales
@@ -64,13 +66,43 @@ def sub_params(sa: float, sb: float, so: float) -> dict:
     """
     sa, sb, so = _f32(sa), _f32(sb), _f32(so)
     twice_max = 2 * max(sa, sb)
-    real_out = twice_max / _f32((1 << ADD_LEFT_SHIFT) * so)  # int * float in C++: a float, exact
+    real_out = twice_max / _f32((1 << left_shift) * so)  # int * float in C++: a float, exact
     if not real_out < 1.0:
         raise DmxError(f"SUB output scale {so:g} is too small for input scales {sa:g} and {sb:g}: the output "
                        f"multiplier {real_out:g} is not below 1, which TFLite's SUB cannot compute")
     (m1, s1), (m2, s2), (mo, sho) = (quantize_multiplier(r) for r in (sa / twice_max, sb / twice_max, real_out))
-    return {"left_shift": ADD_LEFT_SHIFT, "input1_multiplier": m1, "input1_shift": s1,
+    return {"left_shift": left_shift, "input1_multiplier": m1, "input1_shift": s1,
             "input2_multiplier": m2, "input2_shift": s2, "output_multiplier": mo, "output_shift": sho}
+
+
+def checked_log2(x: float) -> int | None:
+    """TFLite's CheckedLog2 in float32: the rounded log2 of x when x is within 1e-3 (in log2) of a
+    power of two, else None."""
+    f = np.float32
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = f(np.log(f(x))) * (f(1) / f(np.log(f(2))))
+    if not np.isfinite(v):
+        return None
+    r = f(round_half_away(float(v)))
+    return int(r) if abs(f(v - r)) < f(1e-3) else None
+
+
+def pot_int16_shifts(sa: float, sb: float, so: float, opname: str) -> dict | None:
+    """LiteRT's int16 ADD / SUB with pot_scale_int16 and power-of-two scales (PrepareInt16SubOpPOT,
+    add.cc): the input shifts log2(s_in) - log2(s_out), one of them 0, both <= 0. None when a scale
+    is not a power of two (then LiteRT takes the general path)."""
+    logs = [checked_log2(x) for x in (sa, sb, so)]
+    if any(v is None for v in logs):
+        return None
+    s1, s2 = logs[0] - logs[2], logs[1] - logs[2]
+    if not (s1 == 0 or s2 == 0) or s1 > 0 or s2 > 0:
+        raise DmxError(f"int16 {opname} with power-of-two scales {sa:g}, {sb:g} -> {so:g}: LiteRT needs the "
+                       "output scale equal to one input's and not above the other's (set pot_scale_int16 false "
+                       "for the general path)")
+    if min(s1, s2) < -15:  # gemmlowp's RoundingDivideByPOT on int16 codes: its mask wraps beyond 15
+        raise DmxError(f"int16 {opname} with power-of-two scales {sa:g}, {sb:g} -> {so:g}: a right shift of "
+                       f"{-min(s1, s2)} exceeds the 15 of LiteRT's int16 power-of-two path")
+    return {"input1_shift": s1, "input2_shift": s2}
 
 
 def mul_params(sa: float, sb: float, so: float, float32_product: bool = False) -> dict:
@@ -150,13 +182,54 @@ def prelu_params(s_in: float, s_alpha: float, s_out: float, float32: bool = Fals
             "multiplier_alpha": alpha["output_multiplier"], "shift_alpha": alpha["output_shift"]}
 
 
-def leaky_relu_params(s_in: float, alpha: float, s_out: float) -> dict:
-    """int8 LEAKY_RELU as a prelu of alpha code 1: s_in / s_out and s_in * alpha / s_out, both in float32
-    (LeakyReluPrepare multiplies and divides the float scales and alpha before widening, in LiteRT
-    and TFLite Micro alike)."""
+def leaky_relu_params(s_in: float, alpha: float, s_out: float, float32: bool = True) -> dict:
+    """LEAKY_RELU as a prelu of alpha code 1: s_in / s_out and s_in * alpha / s_out. LiteRT's LeakyReluPrepare
+    multiplies and divides the float scales and alpha in float32 (`float32`); TFLite Micro's, as the pip
+    interpreter runs it, in double (tests/ops/test_prelu.py finds int16 scales where the two differ)."""
+    s_in, alpha, s_out = float(np.float32(s_in)), float(np.float32(alpha)), float(np.float32(s_out))
     with np.errstate(over="ignore"):  # inf, as in C; quantize_multiplier refuses it
-        identity = float(np.float32(s_in) / np.float32(s_out))
-        real = float(np.float32(np.float32(s_in) * np.float32(alpha)) / np.float32(s_out))
+        if float32:
+            identity = float(np.float32(s_in) / np.float32(s_out))
+            real = float(np.float32(np.float32(s_in) * np.float32(alpha)) / np.float32(s_out))
+        else:
+            identity, real = s_in / s_out, s_in * alpha / s_out
     m1, s1 = quantize_multiplier(identity)
     m2, s2 = quantize_multiplier(real)
     return {"multiplier_identity": m1, "shift_identity": s1, "multiplier_alpha": m2, "shift_alpha": s2}
+
+
+LSTM_Q3_12, LSTM_Q0_15 = 2.0**-12, 2.0**-15  # the integer LSTM's gate pre-activations and activations
+
+
+def lstm_multipliers(pre_in, pre_rec, hidden_real: float) -> dict:
+    """The `lstm` op's per-gate input and recurrent (multiplier, shift) and the hidden state's, from reals."""
+    mult_in = [quantize_multiplier(r) for r in pre_in]
+    mult_rec = [quantize_multiplier(r) for r in pre_rec]
+    hm, hs = quantize_multiplier(hidden_real)
+    return {"input_multiplier": [m for m, _ in mult_in], "input_shift": [s for _, s in mult_in],
+            "recurrent_multiplier": [m for m, _ in mult_rec], "recurrent_shift": [s for _, s in mult_rec],
+            "hidden_multiplier": hm, "hidden_shift": hs}
+
+
+def litert_lstm_multipliers(s_x: float, s_h: float, in_scales, rec_scales, hidden_scale: float,
+                            gate_scales=(LSTM_Q3_12,) * 4) -> dict:
+    """LiteRT's 8x8_16 LSTM constants (PopulateQuantizedLstmParams8x8_16), all in float32: per gate
+    s_w * s_x / s_gate and s_w * s_h / s_gate (s_gate Q3.12, or with layer norm the gate's intermediate
+    scale), and 2^-15 / s_hidden * 2^-15. The TFLite frontend (frontends/tflite_lstm.py) and the PyTorch
+    side (compress/recurrent.py) both derive the op's attrs here."""
+    f = np.float32
+    pre_in = [float(f(w) * f(s_x) / f(s)) for w, s in zip(in_scales, gate_scales)]
+    pre_rec = [float(f(w) * f(s_h) / f(s)) for w, s in zip(rec_scales, gate_scales)]
+    hidden_real = float(f(LSTM_Q0_15 / float(f(hidden_scale)) * LSTM_Q0_15))
+    return lstm_multipliers(pre_in, pre_rec, hidden_real)
+
+
+def lstm_cell_shift(lo: float, hi: float) -> int:
+    """log2 of the int16 cell state's scale for a calibrated range, as TFLite's quantizer picks it
+    (GetPowerOfTwoScale: the least power of two 2^p >= max|range|, p in 0..10; scale 2^p / 32768)."""
+    bound = max(abs(float(lo)), abs(float(hi)))
+    p = 0
+    for _ in range(10):
+        if 2.0**p < np.float32(bound):
+            p += 1
+    return p - 15

@@ -51,6 +51,9 @@ class OpSpec:
     # Storage formats the kernels of every target read for the weights input (codecs/view.py
     # keeps the same table, since codecs import nothing; tests/ops/test_support.py holds them equal).
     weight_formats: ClassVar[tuple[str, ...]] = ()
+    # Inputs that hold state across calls (an LSTM's variable tensors): constants holding their reset
+    # values to the reference, a persistent region of the C arena that runs read and write (plan.py).
+    state_inputs: ClassVar[tuple[int, ...]] = ()
 
     # -- traits ---------------------------------------------------------------
     @property

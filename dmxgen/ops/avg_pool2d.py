@@ -1,4 +1,4 @@
-"""avg_pool2d: TFLite's int8 reference average pooling (NHWC; the count excludes padding).
+"""avg_pool2d: TFLite's int8 and int16 (16x8) reference average pooling (NHWC; the count excludes padding).
 
 `divisor="window"` is PyTorch's count_include_pad=True: divide by the window clipped to the
 padded image instead of by its taps inside the image. PyTorch's ceil_mode arrives as extra
@@ -44,11 +44,14 @@ class AvgPool2d(Pool2dSpec):
     summary = "2-D average pooling, NHWC"
     Attrs = AvgPool2dAttrs
     targets = ("c", "c_mve", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 average pool (C: scalar, also in the MVE build; HLS: int8)
 
     def check(self, op, ins, out):
         a = op.a
         if any(o < 0 or o > p for o, p in zip(a.overhang, a.pad[2:])):
             return f"overhang {list(a.overhang)} is not within the bottom / right padding {list(a.pad[2:])}"
+        if out.dtype == "int16" and a.filter[0] * a.filter[1] > 1 << 16:  # TFLite sums int16 codes in int32
+            return f"int16 average of a {a.filter[0]}x{a.filter[1]} window: its int32 sum can overflow (at most 65536 taps)"
         return super().check(op, ins, out)
 
     def reference(self, op, args, out_t):

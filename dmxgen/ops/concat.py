@@ -25,6 +25,7 @@ class Concat(OpSpec):
     summary = "concatenation along `axis` of int8 tensors that share one scale and zero point"
     Attrs = ConcatAttrs
     targets = ("c", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # codes are moved, whatever their width (HLS: int8 only)
     inputs = (ACTIVATION,)
     variadic = True
 

@@ -1,4 +1,5 @@
-"""conv2d: TFLite's reference_integer_ops::ConvPerChannel (NHWC input, OHWI weights, int32 bias)."""
+"""conv2d: TFLite's reference_integer_ops::ConvPerChannel (NHWC input, OHWI weights, int32 bias; 16x8: int16
+activations, int64 bias, frontends/tflite_16x8.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ class Conv2dAttrs:
     act_min: int
     act_max: int
     weight_bits: int = 8  # 4: the weights fit int4 and are stored two per byte
-    rounding: Literal["single", "double"] = "double"  # single: power-of-two requantization (a rounded shift)
+    # single: power-of-two requantization (a rounded shift); reduced: 16x8's int64 MultiplyByQuantizedMultiplier
+    rounding: Literal["single", "double", "reduced"] = "double"
 
 
 @register
@@ -35,6 +37,7 @@ class Conv2d(ConvSpec):
     summary = "2-D convolution, NHWC input, OHWI weights, int32 bias"
     Attrs = Conv2dAttrs
     targets = ("c", "c_mve", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # int16: C (MVE matvec: s16/matvec_dense_mve.c.j2), no HLS yet
 
     def reference(self, op, args, out_t):
         x, w = args[0], args[1]

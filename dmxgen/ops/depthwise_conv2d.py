@@ -25,6 +25,7 @@ class DepthwiseConv2d(ConvSpec):
     targets = ("c", "c_mve", "hls", "tflite", "torch")
     weight_formats = ("dense",)  # the kernels walk taps x channels
     depthwise = True
+    dtypes = ("int8", "int16")
 
     def reference(self, op, args, out_t):
         x, w = args[0], args[1]
@@ -38,4 +39,4 @@ class DepthwiseConv2d(ConvSpec):
         acc = np.einsum("nyxhwc,hwc->nyxc", p, w[0].astype(np.int64))
         if bias is not None:
             acc += bias.astype(np.int64)
-        return requantize(acc, a, out_t.dtype)
+        return requantize(acc, a, out_t.dtype, a.rounding)  # as the C and HLS kernels read it

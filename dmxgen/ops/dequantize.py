@@ -1,4 +1,4 @@
-"""dequantize: int8 -> float32, scale * (q - zero_point) as TFLite's reference."""
+"""dequantize: int8 or int16 -> float32, scale * (q - zero_point) as TFLite's reference."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +19,8 @@ class DequantizeAttrs:
 @register
 class Dequantize(OpSpec):
     kind = "dequantize"
-    summary = "int8 -> float32"
+    summary = "int8 or int16 -> float32"
+    dtypes = ("int8", "int16")  # the input codes'
     Attrs = DequantizeAttrs
     targets = ("c", "tflite")  # HLS: only on a graph output, where the host dequantizes (hls_plan.py)
 

@@ -22,8 +22,9 @@ class FullyConnectedAttrs:
     activation: str
     act_min: int
     act_max: int
-    # LiteRT's reference FC rounds once, TFLite Micro's twice (docs/goldens.md).
-    rounding: Literal["single", "double"] = "double"
+    # LiteRT's reference FC rounds once, TFLite Micro's twice (docs/goldens.md); reduced: TFLite Micro's 16x8
+    # int64 MultiplyByQuantizedMultiplier (frontends/tflite_16x8.py)
+    rounding: Literal["single", "double", "reduced"] = "double"
     weight_bits: int = 8
 
 
@@ -33,6 +34,9 @@ class FullyConnected(WeightedSpec):
     summary = "matrix-vector product, [out, in] weights"
     Attrs = FullyConnectedAttrs
     targets = ("c", "c_mve", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")
+    # dcsr_gather: dCSR's gather-offset variant for single vectors (C only; the HLS target refuses it)
+    weight_formats = ("dense", "csr", "dcsr", "dcsr_gather")
 
     def check(self, op, ins, out):
         x, w = ins[0], ins[1]

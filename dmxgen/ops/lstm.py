@@ -58,11 +58,12 @@ class Lstm(OpSpec):
     kind = "lstm"
     summary = "int8 sequence LSTM with int16 cell state (TFLite UNIDIRECTIONAL_SEQUENCE_LSTM)"
     Attrs = LstmAttrs
-    targets = ("tflite",)
+    targets = ("c", "hls", "tflite", "torch")  # torch: nn.LSTM (compress/recurrent.py)
     inputs = ((ACTIVATION,) + (WEIGHTS,) * 8 + (BIAS,) * 4 + (ACTIVATION, ACTIVATION) + (WEIGHTS, BIAS)
               + (BIAS,) * 4)  # layer-norm coefficients: dense int16 constants
     min_inputs = 15
     weight_formats = ("dense",)
+    state_inputs = (H0, C0)  # the output and cell states: kept across calls by the C model (docs/lstm.md)
 
     def check(self, op, ins, out):
         a = op.a
@@ -99,6 +100,45 @@ class Lstm(OpSpec):
             if any(len(v) != 4 for v in (a.layer_norm_multiplier, a.layer_norm_shift, a.variance_guard)):
                 return "layer norm needs one multiplier, shift and variance guard per gate (4)"
         return None
+
+    def kernel_params(self, graph, op):
+        """The kernel's constants: sizes, per-gate multipliers, the weights stacked gate after gate."""
+        a = op.a
+        ins = [graph.tensors[n] if n else None for n in op.inputs]
+        steps, batch, n_in = ins[X].shape if a.layout == "time_major" else (ins[X].shape[1], ins[X].shape[0],
+                                                                            ins[X].shape[2])
+        n_cell = ins[W_IN].shape[0]
+        proj = ins[W_PROJ] if len(ins) > W_PROJ else None
+        proj_bias = ins[B_PROJ] if len(ins) > B_PROJ else None
+        norm = ins[LAYER_NORM:] if len(ins) > LAYER_NORM else []
+
+        def stack(first: int, dtype) -> np.ndarray:
+            return np.concatenate([np.asarray(ins[first + k].data, dtype).reshape(-1) for k in range(4)])
+
+        def four(v) -> list[int]:  # one value per gate; zeros for the layer-norm ones without layer norm
+            return [int(x) for x in v] if len(v) else [0] * 4
+
+        return {
+            "steps": steps, "batch": batch, "n_in": n_in, "n_cell": n_cell, "n_out": ins[W_REC].shape[1],
+            "time_major": a.layout == "time_major", "tflm": a.semantics == "tflm",
+            "input_zp": a.input_zp, "state_zp": a.state_zp, "hidden_zp": a.hidden_zp,
+            "in_mult": four(a.input_multiplier), "in_shift": four(a.input_shift),
+            "rec_mult": four(a.recurrent_multiplier), "rec_shift": four(a.recurrent_shift),
+            "hidden_mult": a.hidden_multiplier, "hidden_shift": a.hidden_shift,
+            "cell_shift": a.cell_shift, "cell_clip": a.cell_clip,
+            "forget_mult": a.forget_mul[0], "forget_shift": a.forget_mul[1],
+            "update_mult": a.update_mul[0], "update_shift": a.update_mul[1],
+            "projected": proj is not None, "proj_has_bias": proj_bias is not None,
+            "proj_mult": a.proj_multiplier, "proj_shift": a.proj_shift, "proj_clip": a.proj_clip,
+            "layer_norm": bool(norm), "ln_mult": four(a.layer_norm_multiplier), "ln_shift": four(a.layer_norm_shift),
+            "ln_guard": four(a.variance_guard),
+            "w_in": stack(W_IN, np.int8), "w_rec": stack(W_REC, np.int8), "bias": stack(B_GATE, np.int32),
+            "w_proj": np.asarray(proj.data, np.int8).reshape(-1) if proj is not None else np.zeros(0, np.int8),
+            "proj_bias": (np.asarray(proj_bias.data, np.int32).reshape(-1) if proj_bias is not None
+                          else np.zeros(0, np.int32)),
+            "ln_w": (np.concatenate([np.asarray(t.data, np.int16).reshape(-1) for t in norm]) if norm
+                     else np.zeros(0, np.int16)),
+        }
 
     def reference(self, op, args, out_t):
         a = op.a

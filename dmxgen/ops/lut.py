@@ -1,7 +1,9 @@
 """lut: an int8 elementwise lookup table, out = table[in + 128] (any activation of an int8 tensor).
 
-Not a TFLite operator: dmxgen.passes and the torch frontend emit it for
-LOGISTIC-like activations and for float islands folded into one table.
+The TFLite frontend maps int8 LOGISTIC, TANH, HARD_SWISH, the RELUs, ELU, ABS, RSQRT and NEG
+to it, the table being the kernel's own algorithm run on the 256 codes (frontends/tflite_ops/
+tables.py); dmxgen.passes and the torch frontend emit it for LOGISTIC-like activations and for
+float islands folded into one table.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class Lut(OpSpec):
     kind = "lut"
     summary = "int8 elementwise lookup table: out = table[in + 128] (any activation of an int8 tensor)"
     Attrs = LutAttrs
-    targets = ("c", "torch")  # and passes/ (a float island as a table)
+    targets = ("c", "hls", "tflite", "torch")  # and passes/ (a float island as a table)
 
     def inplace(self, op) -> bool:
         return True
@@ -34,6 +36,11 @@ class Lut(OpSpec):
         if np.size(op.a.table) != 256:
             return f"table has {np.size(op.a.table)} entries, expected 256"
         return None
+
+    def kernel_params(self, graph, op):
+        """The HLS kernel's constants (templates/hls/kernels/dmx_lut.h); the C kernel is registered
+        by hand in backends/c_layers.py, whose generated code this does not change."""
+        return {"size": graph.tensors[op.outputs[0]].size, "table": np.asarray(op.a.table, dtype=np.int8)}
 
     def reference(self, op, args, out_t):
         """The input's int8 code + 128 indexes the 256-entry table."""

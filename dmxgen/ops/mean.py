@@ -1,4 +1,4 @@
-"""mean: the int8 mean over axes, as TFLite's reference_ops::QuantizedMeanOrSum (float32: mean_float)."""
+"""mean: the int8 / int16 mean over axes, as TFLite's reference_ops::QuantizedMeanOrSum (float32: mean_float)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +30,11 @@ class Mean(OpSpec):
     summary = "int8 mean over axes"
     Attrs = MeanAttrs
     targets = ("c", "hls", "tflite")
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 MEAN, the same int32 sums (HLS: int8)
 
     def check(self, op, ins, out):
+        if out.dtype == "int16" and op.a.count > 1 << 16:  # TFLite sums int16 codes in int32
+            return f"int16 mean of {op.a.count} values: its int32 sum can overflow (at most 65536)"
         return reduction(ins, out, op.a.axes)
 
     def reference(self, op, args, out_t):

@@ -1,4 +1,4 @@
-"""mul: TFLite's int8 reference MUL with broadcasting."""
+"""mul: TFLite's int8 reference MUL with broadcasting (int16 / 16x8: the same arithmetic on int16 codes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ class Mul(BinarySpec):
     summary = "elementwise multiply with broadcasting"
     Attrs = MulAttrs
     targets = ("c", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # int16: zero points 0, so the product of two codes fits int32 (HLS: int8)
 
     def reference(self, op, args, out_t):
         x, y = args

@@ -21,7 +21,7 @@ class Pad(OpSpec):
     summary = "constant padding"
     Attrs = PadAttrs
     targets = ("c", "hls", "tflite")
-    dtypes = ("int8", "float32")
+    dtypes = ("int8", "int16", "float32")  # HLS: int8 only
 
     def check(self, op, ins, out):
         want = tuple(d + a + b for d, (a, b) in zip(ins[0].shape, op.a.paddings))

@@ -5,7 +5,8 @@ each through its own multiplier (MultiplyByQuantizedMultiplier, double rounding)
 offset and int8 saturation. Alpha is broadcast as a table of `period` codes that repeats along the
 flat output (a per-channel alpha of an NHWC tensor has period C). LEAKY_RELU is this op with
 alpha = [1] and alpha_offset 0: x * 1 through the alpha multiplier s_in * alpha / s_out, which is
-TFLite's QuantizeLeakyRelu to the bit.
+TFLite's QuantizeLeakyRelu to the bit. int16 (zero points 0) is the same arithmetic saturated to int16:
+QuantizeLeakyRelu<int16_t> in LiteRT and TFLite Micro (TFLite's PRELU has no int16 kernel).
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class Prelu(OpSpec):
     summary = "int8 parametric ReLU with a broadcast alpha (PRELU, LEAKY_RELU)"
     Attrs = PreluAttrs
     targets = ("c", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # int16: TFLite's LEAKY_RELU (QuantizeLeakyRelu<int16_t>); HLS int8 only
 
     def inplace(self, op) -> bool:
         return True  # one value in, one value out, same bytes per value

@@ -1,4 +1,4 @@
-"""quantize: float32 -> int8, TFLite's AffineQuantize (round half away from zero)."""
+"""quantize: float32 -> int8 or int16, TFLite's AffineQuantize (round half away from zero)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +18,8 @@ class QuantizeAttrs:
 @register
 class Quantize(OpSpec):
     kind = "quantize"
-    summary = "float32 -> int8"
+    summary = "float32 -> int8 or int16"
+    dtypes = ("int8", "int16")  # the output codes'
     Attrs = QuantizeAttrs
     targets = ("c", "tflite")  # HLS: only on a graph input, where the host quantizes (hls_plan.py)
 

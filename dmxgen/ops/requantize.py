@@ -1,4 +1,4 @@
-"""requantize: int8 -> int8 onto another scale and zero point (TFLite's QUANTIZE of an int8 input)."""
+"""requantize: int8 or int16 codes onto another scale, zero point and dtype (TFLite's QUANTIZE of an integer input)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,12 +23,13 @@ class RequantizeAttrs:
 @register
 class Requantize(OpSpec):
     kind = "requantize"
-    summary = "int8 -> int8 onto another grid"
+    summary = "int8 or int16 -> int8 or int16 onto another grid"
+    dtypes = ("int8", "int16")
     Attrs = RequantizeAttrs
     targets = ("c", "hls", "tflite", "torch")
 
     def inplace(self, op) -> bool:
-        return True  # one value in, one value out, same bytes per value
+        return True  # one value in, one value out (the planner also wants the same bytes: not int8 -> int16)
 
     def check(self, op, ins, out):
         return same_shape(ins, out)

@@ -1,4 +1,4 @@
-"""resize_nearest: TFLite's reference_ops::ResizeNearestNeighbor (NHWC, int8 codes copied).
+"""resize_nearest: TFLite's reference_ops::ResizeNearestNeighbor (NHWC, int8 or int16 codes copied).
 
 Each output row y reads input row GetNearestNeighbor(y), each column likewise: TFLite computes the
 index in float32 ((y + offset) * scale, floored or, with align_corners, rounded), which is done
@@ -71,6 +71,7 @@ class ResizeNearest(OpSpec):
     summary = "nearest-neighbour resize of NHWC (a gathered copy through index tables)"
     Attrs = ResizeAttrs
     targets = ("c", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # codes are copied, whatever their width (HLS: int8 only)
 
     def check(self, op, ins, out):
         return check_resize(op, ins, out)

@@ -28,6 +28,7 @@ class Transpose(OpSpec):
     summary = "permute the dims (a strided copy)"
     Attrs = TransposeAttrs
     targets = ("c", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # codes are moved, whatever their width (HLS: int8 only)
 
     def check(self, op, ins, out):
         perm, rank = tuple(op.a.perm), len(ins[0].shape)

@@ -14,6 +14,12 @@ The weights and the bias are constants the kernels read from `kernel_params` (de
 arrays). Both have the `bias` role, not `weights`: a `weights` input is one the storage codecs may
 encode as CSR/dCSR (Graph.weights(), `dmxgen compress`, tflite_packed), and these kernels read dense
 weights only; not `activation` either, which would make them run-time inputs of the HLS layer.
+
+16x8 (int16 activations, zero point 0, int8 weights, an int64 bias or none): TFLite's TransposeConv
+of int16_t with an int64 scratch, requantized with the 64-bit MultiplyByQuantizedMultiplier (the
+multiplier reduced to 16 bits, "reduced" in graph/fixedpoint.py) in LiteRT and TFLite Micro alike;
+the int16 output selects it, and the C kernel's own struct (s16/transpose_conv.c.j2) holds the
+int64 bias.
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ class TransposeConv(OpSpec):
     summary = "transposed 2-D convolution, NHWC input, OHWI weights, int32 bias"
     Attrs = TransposeConvAttrs
     targets = ("c", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8, scalar C only (HLS: int8 only)
     inputs = (ACTIVATION, BIAS, BIAS)  # input, weights, bias: constants read dense (see the docstring)
     min_inputs = 2
 
@@ -91,7 +98,7 @@ class TransposeConv(OpSpec):
                 acc[:, ys[keep_y][:, None], xs[keep_x][None, :], :] += part[:, keep_y][:, :, keep_x]
         if bias is not None:
             acc += bias.astype(np.int64)
-        return requantize(acc, a, out_t.dtype)
+        return requantize(acc, a, out_t.dtype, "reduced" if out_t.dtype == "int16" else "double")
 
     def kernel_params(self, graph, op):
         x, w = (graph.tensors[n] for n in op.inputs[:2])
@@ -99,7 +106,8 @@ class TransposeConv(OpSpec):
         a = op.a
         cout, kh, kw, cin = w.shape
         has_bias = len(op.inputs) > 2 and op.inputs[2]
-        bias = graph.tensors[op.inputs[2]].data.astype(np.int32) if has_bias else np.zeros(cout, np.int32)
+        wide = np.int64 if out.dtype == "int16" else np.int32  # 16x8: the int64 bias
+        bias = graph.tensors[op.inputs[2]].data.astype(wide) if has_bias else np.zeros(cout, wide)
         return {"batches": x.shape[0], "in_h": x.shape[1], "in_w": x.shape[2], "in_c": cin,
                 "out_h": out.shape[1], "out_w": out.shape[2], "out_c": cout, "k_h": kh, "k_w": kw,
                 "stride_h": a.stride[0], "stride_w": a.stride[1], "pad_top": a.pad[0], "pad_left": a.pad[1],

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-FORMAT_COLORS = {"dense": "#4c72b0", "csr": "#dd8452", "dcsr": "#55a868", "rle": "#c44e52"}
+FORMAT_COLORS = {"dense": "#4c72b0", "csr": "#dd8452", "dcsr": "#55a868", "rle": "#c44e52", "dcsr_gather": "#8172b3"}
 PARAM_COLOR = "#b0b0b0"
 # Fixed ids and no dates make the SVG the same on every run for the same data.
 matplotlib.rcParams.update({"svg.hashsalt": "dmxgen-report", "svg.fonttype": "none", "font.size": 9})

@@ -30,6 +30,12 @@ _OPTIONS = {
     "MEAN": ("ReducerOptions", S.ReducerOptionsT),
     "REDUCE_MAX": ("ReducerOptions", S.ReducerOptionsT),
     "REDUCE_MIN": ("ReducerOptions", S.ReducerOptionsT),
+    "SUM": ("ReducerOptions", S.ReducerOptionsT),
+    "SQUARED_DIFFERENCE": ("SquaredDifferenceOptions", S.SquaredDifferenceOptionsT),
+    "L2_NORMALIZATION": ("L2NormOptions", S.L2NormOptionsT),
+    "LOG_SOFTMAX": ("LogSoftmaxOptions", S.LogSoftmaxOptionsT),
+    "ARG_MAX": ("ArgMaxOptions", S.ArgMaxOptionsT),
+    "ARG_MIN": ("ArgMinOptions", S.ArgMinOptionsT),
     "QUANTIZE": ("QuantizeOptions", S.QuantizeOptionsT),
     "DEQUANTIZE": ("DequantizeOptions", S.DequantizeOptionsT),
     "TRANSPOSE_CONV": ("TransposeConvOptions", S.TransposeConvOptionsT),
@@ -46,6 +52,7 @@ _OPTIONS = {
     "LEAKY_RELU": ("LeakyReluOptions", S.LeakyReluOptionsT),
     "BATCH_MATMUL": ("BatchMatMulOptions", S.BatchMatMulOptionsT),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": ("UnidirectionalSequenceLSTMOptions", S.UnidirectionalSequenceLSTMOptionsT),
+    "SVDF": ("SVDFOptions", S.SVDFOptionsT),
 }
 ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 PADDING = {"SAME": 0, "VALID": 1}
@@ -88,7 +95,8 @@ class ModelBuilder:
         return len(self.sg.tensors) - 1
 
     def op(self, opname: str, inputs: list[int], outputs: list[int], custom_code: str | None = None,
-           deprecated_code: str | None = None, intermediates: list[int] | None = None, **options) -> None:
+           deprecated_code: str | None = None, intermediates: list[int] | None = None,
+           custom_options: bytes | None = None, **options) -> None:
         """Append an operator; `custom_code` names a CUSTOM one (e.g. "ethos-u", as Vela writes);
         `deprecated_code` writes another operator into deprecated_builtin_code (a file whose two
         fields disagree; the options stay those of `opname`); `intermediates` lists the operator's
@@ -109,6 +117,8 @@ class ModelBuilder:
         o.inputs, o.outputs = list(inputs), list(outputs)
         if intermediates is not None:
             o.intermediates = list(intermediates)
+        if custom_options is not None:  # a CUSTOM operator's opaque option bytes
+            o.customOptions = list(custom_options)
         kind, cls = _OPTIONS.get(opname, (None, None))
         if cls is not None:
             opts = cls()
@@ -121,6 +131,18 @@ class ModelBuilder:
             o.builtinOptionsType = getattr(S.BuiltinOptions, kind)
             o.builtinOptions = opts
         self.sg.operators.append(o)
+
+    def to_int16(self) -> "ModelBuilder":
+        """The same model in TFLite's 16x8 scheme: every int8 tensor without data (the activations)
+        becomes int16 with zero point 0, its scale divided by 256 (the same real range); constant
+        tensors (weights) stay as they are. For the int16 cases of the op tests."""
+        for t in self.sg.tensors:
+            if t.type == S.TensorType.INT8 and t.buffer == 0:
+                t.type = S.TensorType.INT16
+                if t.quantization is not None and t.quantization.scale:
+                    t.quantization.scale = [s / 256 for s in t.quantization.scale]
+                    t.quantization.zeroPoint = [0] * len(t.quantization.scale)
+        return self
 
     def build(self, inputs: list[int], outputs: list[int]) -> bytes:
         self.sg.inputs, self.sg.outputs = list(inputs), list(outputs)

@@ -73,6 +73,36 @@ static inline int64_t dmx_mbqm_single(int32_t x, int32_t multiplier, int32_t shi
     return ((int64_t)x * multiplier + ((int64_t)1 << (t - 1))) >> t;
 }
 
+/** dmx_mbqm_single of an int64 accumulator (16x8 FULLY_CONNECTED in LiteRT), exact without a 128-bit
+ *  type: x split at bit 32 (each half's product fits int64), the rounding term added to the half it
+ *  fits. With t < 32 an |x| beyond 2^32, which times a Q31 multiplier (|M| >= 2^30, or 0) saturates
+ *  any output, is cut there. fixedpoint.py's single rounding computes the same. */
+static inline int64_t dmx_mbqm_single64(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t t = 31 - shift;
+    const int64_t cut = (int64_t)1 << 32;
+    const int64_t xc = t >= 32 ? x : (x < -cut ? -cut : (x > cut ? cut : x));
+    const int64_t high = (xc >> 32) * multiplier;
+    const int64_t low = (int64_t)((uint64_t)xc & 0xFFFFFFFFu) * multiplier; /* |low| < 2^63 */
+    if (t > 32) {
+        return (high + ((int64_t)1 << (t - 33)) + (low >> 32)) >> (t - 32);
+    }
+    if (t == 32) {
+        return high + ((low + ((int64_t)1 << 31)) >> 32);
+    }
+    return high * ((int64_t)1 << (32 - t)) + ((low + ((int64_t)1 << (t - 1))) >> t);
+}
+
+/** TFLite's 64-bit MultiplyByQuantizedMultiplier (16x8 conv, depthwise, TFLite Micro's FC): the
+ *  multiplier reduced to 16 bits, one rounding by 15 - shift; exact for |x| < 2^47 and shift < 8,
+ *  which the frontend checks. */
+static inline int64_t dmx_mbqm64(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int64_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t t = 15 - shift;
+    return (x * reduced + ((int64_t)1 << (t - 1))) >> t;
+}
+
 /** v saturated to [lo, hi]. */
 static inline int32_t dmx_clamp64(int64_t v, int32_t lo, int32_t hi)
 {

@@ -12,7 +12,7 @@ from dmxgen.frontends.tflite import load_tflite
 from tests.backends.conftest import assert_bit_exact, needs_gcc
 
 pytestmark = needs_gcc
-from tests.conftest import shared_models, shared_or_skip
+from tests.conftest import sampled, shared_models, shared_or_skip
 
 FORMATS = ("dense", "dcsr", "auto")
 
@@ -26,7 +26,7 @@ def c_sources_digest(folder: Path) -> str:
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("model", shared_models(), ids=lambda p: p.name)
+@pytest.mark.parametrize("model", sampled(shared_models()))
 def test_exports_verify_bit_exact(model, tmp_path):
     """8 random inputs per format, sanitizers on. The MLPerf Tiny models build exactly as
     `dmxgen verify` does (-O2, kernels force-inlined and specialised per layer); the larger

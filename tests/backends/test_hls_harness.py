@@ -102,7 +102,8 @@ def test_rewrite_replaces_stale_layers(cnn, tmp_path):
 
 
 @pytest.mark.parametrize("kw,message", [
-    ({"weight_format": "rle"}, "unknown weight format 'rle'; choose one of dense, csr, dcsr, auto"),
+    ({"weight_format": "rle"}, "unknown weight format 'rle'; choose one of dense, csr, dcsr, dcsr_gather, auto"),
+    ({"weight_format": "dcsr_gather"}, "weight format dcsr_gather: this target has no kernel for dCSR's gather-offset"),
     ({"interface": "axi"}, "unknown interface 'axi'; choose one of array, stream"),
     ({"reuse_factor": 0}, "reuse factor 0 must be an integer >= 1"),
     ({"clock_ns": -1.0}, "clock period -1.0 ns must be a positive number"),

@@ -72,9 +72,9 @@ def test_choose_bad_allowed() -> None:
 
 def test_sizes_all_formats() -> None:
     w = sparse((32, 100), 0.8)
-    assert auto.sizes(w) == {f: encode(f, w).nbytes for f in ("dense", "csr", "dcsr", "rle")}
-    assert set(SPARSE_KERNELS) == {"fully_connected", "conv2d", "depthwise_conv2d", "lstm"}
-    assert SPARSE_KERNELS["lstm"] == ("dense",)  # each gate matrix read dense
+    assert auto.sizes(w) == {f: encode(f, w).nbytes for f in ("dense", "csr", "dcsr", "rle", "dcsr_gather")}
+    assert set(SPARSE_KERNELS) == {"fully_connected", "conv2d", "depthwise_conv2d", "lstm", "gru"}
+    assert SPARSE_KERNELS["lstm"] == SPARSE_KERNELS["gru"] == ("dense",)  # each gate matrix read dense
 
 
 def test_selected_rule() -> None:
@@ -97,7 +97,7 @@ def test_report_rows_totals_and_render() -> None:
     assert [r["layer"] for r in rep.rows] == ["fc1", "conv", "pw", "dw"]
     r0 = rep.rows[0]
     assert r0["shape"] == (64, 256) and r0["chosen"] == "dcsr" and r0["selected"]
-    assert {k: r0[k] for k in ("dense", "csr", "dcsr", "rle")} == auto.sizes(layers[0][2])
+    assert {k: r0[k] for k in ("dense", "csr", "dcsr", "rle", "dcsr_gather")} == auto.sizes(layers[0][2])
     assert rep.rows[1]["shape"] == (16, 72) and not rep.rows[1]["selected"]
     assert rep.rows[3]["chosen"] == "dense" and rep.rows[3]["shape"] == (9, 32)
     t = rep.totals

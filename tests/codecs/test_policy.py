@@ -66,7 +66,7 @@ def test_min_sparsity_is_inclusive():
 
 def test_auto_takes_the_fewest_stored_bytes_and_reports_them():
     w = sparse((64, 256), 0.9)
-    c = choose(StoragePolicy("auto", 1.0), "fc", "fully_connected", w)  # min_sparsity plays no part in auto
+    c = choose(StoragePolicy("auto", 1.0), "pw", "conv2d", w.reshape(64, 1, 1, 256))  # min_sparsity: no part
     sizes = {f: encode(f, w).nbytes for f in ("dense", "csr", "dcsr")}
     assert c.candidates == sizes
     assert c.fmt == min(sizes, key=sizes.get) and c.nbytes == min(sizes.values())
@@ -109,12 +109,12 @@ def test_override_errors_name_the_layer():
                                           r"layers with weights: dw"):
         assign(g, StoragePolicy(overrides={"fc1": "dense"}))
     with pytest.raises(PolicyError, match=r"unknown weight format 'rle' for layer 'dw'; choose one of "
-                                          r"dense, csr, dcsr, auto"):
+                                          r"dense, csr, dcsr, dcsr_gather, auto"):
         StoragePolicy(overrides={"dw": "rle"})
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"fmt": "coo"}, "unknown weight format 'coo'; choose one of dense, csr, dcsr, auto"),
+    ({"fmt": "coo"}, "unknown weight format 'coo'; choose one of dense, csr, dcsr, dcsr_gather, auto"),
     ({"min_sparsity": 1.5}, "min_sparsity 1.5 must be between 0 and 1"),
     ({"min_sparsity": True}, "min_sparsity True must be between 0 and 1"),
     ({"budget_bytes": -1}, "budget_bytes -1 must be a byte count >= 0"),
@@ -142,7 +142,7 @@ def test_weight_bits_come_from_the_op():
     g = _Graph(("a", "fully_connected", (w, None), {"weight_bits": 4}), ("b", "fully_connected", (w, None), {}))
     got = assign(g, policy.EXPORT)
     assert (got["a"].fmt, got["a"].nbytes) == ("dense", 64 * 128)
-    assert got["b"].fmt == "dcsr"
+    assert got["b"].fmt == "dcsr"  # without a byte budget auto stores the fewest bytes (no gather variant)
 
 
 # -- encodings stored in the model file by `dmxgen compress` ----------------------------------------

@@ -27,6 +27,8 @@ MODELS = [
     "dcsr/sparse_m_90.tflite",
     "dcsr/sparse_l_90.tflite",
 ]
+# in `make test`; the others (the largest images: 15-40 s each) run in `make test-slow`
+FAST = {"kws_ref_model", "pretrainedResnet_quant", "ad01_int8", "sparse_s_90"}
 
 
 def export(model: Path, out: Path, fmt: str) -> Path:
@@ -66,7 +68,8 @@ def same_bits(got: list, want: np.ndarray) -> bool:
 
 
 @pytest.mark.parametrize("fmt", ["dense", "dcsr"])
-@pytest.mark.parametrize("rel", MODELS, ids=[Path(m).stem for m in MODELS])
+@pytest.mark.parametrize("rel", [pytest.param(m, id=Path(m).stem, marks=() if Path(m).stem in FAST else pytest.mark.slow)
+                                 for m in MODELS])
 def test_model_passes_on_the_m55(exported, tmp_path, rel, fmt):
     folder = exported(rel, fmt)
     r = firmware.run(folder, build_dir=tmp_path / "build", timeout=300)

@@ -26,8 +26,9 @@ def save(m: ModelBuilder, tmp_path: Path, inputs: list[int], outputs: list[int],
 
 
 def random_input(rng: np.random.Generator, shape, dtype: str, float_range: float = 4.0) -> np.ndarray:
-    if dtype == "int8":
-        return rng.integers(-128, 128, size=shape).astype(np.int8)
+    if dtype in ("int8", "int16"):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype)
     if dtype == "float32":
         return (rng.standard_normal(size=shape) * float_range).astype(np.float32)
     raise ValueError(dtype)
@@ -35,16 +36,15 @@ def random_input(rng: np.random.Generator, shape, dtype: str, float_range: float
 
 def input_sets(graph: Graph, n: int, seed: int, extremes: bool = True,
                float_range: float = 4.0) -> list[list[np.ndarray]]:
-    """n random input sets, then (int8 inputs only) all -128 and all 127."""
+    """n random input sets, then (integer inputs only) all at the dtype's minimum and all at its maximum."""
     rng = np.random.default_rng(seed)
     ts = [graph.tensors[name] for name in graph.inputs]
     sets = [[random_input(rng, t.shape, t.dtype, float_range) for t in ts] for _ in range(n)]
-    if extremes and all(t.dtype == "int8" for t in ts):
-        for v in (-128, 127):
-            sets.append([np.full(t.shape, v, np.int8) for t in ts])
+    if extremes and all(t.dtype in ("int8", "int16") for t in ts):
+        lo, hi = ([np.full(t.shape, getattr(np.iinfo(t.dtype), end), t.dtype) for t in ts] for end in ("min", "max"))
+        sets += [lo, hi]
         if len(ts) == 2:  # opposite corners of a binary op
-            sets.append([np.full(ts[0].shape, -128, np.int8), np.full(ts[1].shape, 127, np.int8)])
-            sets.append([np.full(ts[0].shape, 127, np.int8), np.full(ts[1].shape, -128, np.int8)])
+            sets += [[lo[0], hi[1]], [hi[0], lo[1]]]
     return sets
 
 

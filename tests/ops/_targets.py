@@ -57,6 +57,11 @@ def targets(*kinds: str) -> list:
             if any(NEEDS[t] in SPECS[k].targets for k in kinds)]
 
 
+def targets16(*kinds: str) -> list:
+    """The targets of `kinds` that run int16 activations: not HLS, whose top and layers are int8."""
+    return [p for p in targets(*kinds) if p.values[0] != "hls"]
+
+
 @dataclass
 class Zoo:
     """The cases that run on one target, merged: the graph and, per vector, inputs and reference outputs."""

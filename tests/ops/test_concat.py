@@ -11,7 +11,7 @@ from dmxgen.graph import loops
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check_case, save
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 
 VALID_ATTRS = [{"axis": 3}, {"axis": -1}]
 Q = {"scale": 0.05, "zero_point": -7}
@@ -120,3 +120,20 @@ def test_concatenation_refusals(tmp_path, shapes, axis, activation, out_shape, m
     m, xs, y = concat_model(shapes, axis, activation=activation, out_shape=out_shape)
     with pytest.raises(DmxError, match=message):
         load_tflite(save(m, tmp_path, xs, [y]))
+
+
+# -- int16 codes (TFLite's 16x8 scheme: the same model with int16 activations, zero point 0) -------------
+def case16(name: str) -> Case:
+    m, xs, y = concat_model(*CASES[name])
+    return Case(m.to_int16(), xs, [y], n=3, seed=60)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", SAME_GRID)
+def test_concatenation_int16(tmp_path, name, golden):
+    assert check_case(case16(name), tmp_path, goldens=(golden,)).dtype == np.int16
+
+
+@pytest.mark.parametrize("target", targets16("concat"))  # HLS: int8 only
+def test_concatenation_int16_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case16(name) for name in SAME_GRID})

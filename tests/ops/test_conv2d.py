@@ -4,10 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dmxgen.errors import DmxError
+from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import Case, bias, check, check_case, weights
-from ._targets import check_targets, targets
+from ._16x8 import HLS16, loaded_case, to_16x8
+from ._harness import Case, bias, case_sets, check, check_case, compare, save, weights
+from ._targets import check_targets, targets, targets16
 
 
 def out_size(size: int, k: int, stride: int, dil: int, padding: str) -> int:
@@ -185,3 +188,88 @@ def test_harness_notices_one_lsb(tmp_path, monkeypatch):
     m, x, y = conv_model(seed=1)
     with pytest.raises(AssertionError, match=r"differs from golden .* at 1 positions"):
         check(m, tmp_path, [x], [y], n=1, seed=1)
+
+
+# -- 16x8: int16 activations (zero point 0), int8 weights, int64 bias (frontends/tflite_16x8.py) -----------
+# name -> (conv_model kwargs, to_16x8 kwargs); conv_model's int8 zero points become int16's 0
+CASES16 = {
+    "same_s1": ({}, {}),
+    "valid_s1": ({"padding": "VALID"}, {}),
+    "same_s2_odd": ({"h": 9, "w": 9, "stride": (2, 2)}, {}),
+    "valid_s2_odd": ({"h": 9, "w": 7, "stride": (2, 2), "padding": "VALID"}, {}),
+    "stride_1x2": ({"h": 7, "w": 9, "stride": (1, 2)}, {}),
+    "dilation2_same": ({"h": 9, "w": 9, "dil": (2, 2)}, {}),
+    "dilation2x1_s2": ({"h": 10, "w": 9, "dil": (2, 1), "stride": (2, 2)}, {}),
+    "k1x1_direct": ({"k": (1, 1), "cin": 8, "cout": 6}, {}),
+    "k1x1_s2_odd": ({"k": (1, 1), "h": 7, "w": 7, "stride": (2, 2)}, {}),
+    "k2x5_same": ({"k": (2, 5), "h": 6, "w": 11}, {}),
+    "per_tensor": ({"per_channel": False}, {}),
+    "relu": ({"act": "RELU"}, {}),
+    "relu6": ({"act": "RELU6", "s_out": 0.1, "spread": 0.5}, {}),  # 6 / s_out: 15360, inside int16
+    "relu_n1_to_1": ({"act": "RELU_N1_TO_1", "s_out": 0.05, "spread": 0.2}, {}),  # +-1: +-5120
+    "batch2": ({"n": 2, "h": 7, "w": 6, "stride": (2, 2)}, {}),
+    "saturate": ({"spread": 8.0}, {}),
+    # +-2^33 on alternate channels: outputs near +-20000, the inputs' share some 20 LSB
+    "bias_beyond_int32": ({"spread": 1.7e-3}, {"bias_big": 2**33}),
+}
+
+
+def case16(name: str, seed: int = 1, **kw) -> Case:
+    model_kw, to16 = CASES16.get(name, ({}, {}))
+    conv = {k: kw.pop(k) for k in ("bias", "bias_big") if k in kw}
+    m, x, y = conv_model(seed=len(name), **(model_kw | kw))
+    return Case(to_16x8(m, **(to16 | conv)), [x], [y], n=4, seed=seed)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(CASES16))
+def test_conv2d_16x8_matches(tmp_path, name, golden):
+    check_case(case16(name), tmp_path, goldens=(golden,), min_distinct=20)
+
+
+def test_conv2d_16x8_saturates_at_the_int16_rails(tmp_path):
+    out = check_case(case16("saturate"), tmp_path)
+    assert (out == 32767).mean() > 0.1 and (out == -32768).mean() > 0.1
+
+
+def test_conv2d_16x8_without_bias_matches_tflm(tmp_path):
+    """LiteRT refuses CONV_2D without a bias (16x8 too); TFLite Micro accumulates in int64."""
+    check_case(case16("no_bias", with_bias=False, stride=(2, 2), h=9), tmp_path, goldens=("tflm",), min_distinct=20)
+
+
+def test_conv2d_16x8_int32_bias_type_without_bias(tmp_path):
+    """No bias but quantized_bias_type INT32: TFLite Micro's int32 accumulators, double rounding."""
+    c = case16("no_bias_int32", with_bias=False, per_channel=True)
+    c.m.sg.operators[0].builtinOptions.quantizedBiasType = 2  # TensorType.INT32
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    g = load_tflite(path, semantics="tflm")
+    assert g.ops[0].attrs["rounding"] == "double"
+    assert np.unique(compare(path, case_sets(c, g), "tflm")).size > 20
+
+
+def test_conv2d_16x8_int32_bias_is_tflm_only(tmp_path):
+    """TFLite Micro's int32-bias 16x8 CONV_2D accumulates in int32 and rounds twice; LiteRT reads
+    the bias as int64, so the default (LiteRT) semantics refuse it."""
+    c = case16("int32_bias", bias="int32")
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    g = load_tflite(path, semantics="tflm")
+    assert g.ops[0].attrs["rounding"] == "double"
+    assert np.unique(compare(path, case_sets(c, g), "tflm")).size > 20
+    with pytest.raises(DmxError, match="int32 bias on a 16x8 CONV_2D is TFLite Micro's"):
+        load_tflite(path)
+
+
+def test_conv2d_16x8_accumulator_bound(tmp_path):
+    c = case16("huge_bias", bias_big=2**47)
+    with pytest.raises(DmxError, match=r"CONV_2D reach .* beyond the 2\*\*47"):
+        load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+
+
+@pytest.mark.parametrize("target", targets16("conv2d") + [HLS16])
+def test_conv2d_16x8_on_targets(tmp_path, target):
+    """With two int8 cases in the same build: the int8 and int16 kernels printed side by side."""
+    cases = {"int8_same_s1": case("same_s1"), "int8_k1x1": case("k1x1")}
+    cases |= {name: case16(name) for name in CASES16}
+    cases["no_bias"] = case16("no_bias", with_bias=False, stride=(2, 2), h=9)
+    cases["int32_bias"] = loaded_case(case16("int32_bias", bias="int32"), tmp_path)
+    check_targets(tmp_path, target, cases)

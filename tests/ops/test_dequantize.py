@@ -30,3 +30,26 @@ def test_dequantize(tmp_path, name, golden):
 @pytest.mark.parametrize("target", targets("dequantize"))
 def test_dequantize_on_targets(tmp_path, target):
     check_targets(tmp_path, target, {name: case(name) for name in DEQUANT_CASES})
+
+
+DEQUANT16_CASES = {"fine": 3.1e-5, "pow2": 2.0**-12, "large": 10.0}
+
+
+def case16(name: str) -> Case:
+    m = ModelBuilder()
+    x = m.tensor("x", [4, 64], "int16", scale=DEQUANT16_CASES[name], zero_point=0)
+    y = m.tensor("y", [4, 64], "float32")
+    m.op("DEQUANTIZE", [x], [y])
+    ramp = np.linspace(-32768, 32767, 256).round().astype(np.int16).reshape(4, 64)
+    return Case(m, [x], [y], n=2, seed=15, extra=[[ramp]])
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(DEQUANT16_CASES))
+def test_dequantize_int16(tmp_path, name, golden):
+    check_case(case16(name), tmp_path, goldens=(golden,))
+
+
+@pytest.mark.parametrize("target", targets("dequantize"))
+def test_dequantize_int16_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case16(name) for name in DEQUANT16_CASES})

@@ -8,10 +8,15 @@ from dmxgen import reference
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.goldens import run_golden
 from dmxgen.graph.fixedpoint import quantize_multiplier
+from dmxgen.backends.c import build_layers
+from dmxgen.codecs.policy import StoragePolicy
+from dmxgen.errors import DmxError
+from dmxgen.targets import export
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import Case, bias, check_case, input_sets, save, weights
-from ._targets import check_targets, targets
+from ._16x8 import HLS16, loaded_case, to_16x8
+from ._harness import Case, bias, case_sets, check_case, compare, input_sets, save, weights
+from ._targets import check_targets, targets, targets16
 
 
 def fc_model(seed=0, *, in_shape=(1, 16), cin=None, cout=8, per_channel=False, zp_in=-128, zp_out=-128, act="NONE",
@@ -139,3 +144,120 @@ def test_litert_rounds_once_tflm_twice(tmp_path, per_channel):
         np.testing.assert_array_equal(double, run_golden(path, inputs, "tflm")[0])
         differ += int(np.count_nonzero(single != double))
     assert differ > 0
+
+
+# -- 16x8: int16 activations (zero point 0), int8 weights, int64 bias (frontends/tflite_16x8.py) -----------
+# name -> (fc_model kwargs, to_16x8 kwargs); fc_model's int8 zero points become int16's 0
+CASES16 = {
+    "base": ({}, {}),
+    "batches3": ({"in_shape": (3, 16)}, {}),
+    "flatten_nhwc": ({"in_shape": (1, 3, 3, 4), "cout": 5}, {}),
+    "keep_num_dims": ({"in_shape": (1, 2, 3, 8), "keep_num_dims": True}, {}),
+    "no_bias": ({"with_bias": False, "in_shape": (4, 10)}, {}),
+    "per_channel": ({"per_channel": True, "in_shape": (3, 16)}, {}),
+    "relu": ({"act": "RELU"}, {}),
+    "relu6": ({"act": "RELU6", "s_out": 0.1, "spread": 0.5}, {}),  # 6 / s_out: 15360, inside int16
+    "relu_n1_to_1": ({"act": "RELU_N1_TO_1", "s_out": 0.05, "spread": 0.2}, {}),  # +-1: +-5120
+    "saturate": ({"spread": 8.0, "in_shape": (2, 16)}, {}),
+    "long_row": ({"in_shape": (1, 500), "cout": 10}, {}),
+    # +-2^33 on alternate channels: outputs near +-20000, the inputs' share a few LSB
+    "bias_beyond_int32": ({"per_channel": True, "spread": 1.3e-3, "in_shape": (2, 16)}, {"bias_big": 2**33}),
+}
+
+
+def case16(name: str, seed: int = 1, **conv) -> Case:
+    kw, to16 = CASES16[name] if name in CASES16 else ({}, {})
+    m, x, y = fc_model(seed=len(name), **kw)
+    return Case(to_16x8(m, **(to16 | conv)), [x], [y], n=6, seed=seed)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(CASES16))
+def test_fc_16x8_matches(tmp_path, name, golden):
+    check_case(case16(name), tmp_path, goldens=(golden,), min_distinct=20)
+
+
+def test_fc_16x8_saturates_at_the_int16_rails(tmp_path):
+    out = check_case(case16("saturate"), tmp_path)
+    assert (out == 32767).mean() > 0.1 and (out == -32768).mean() > 0.1
+
+
+def test_fc_16x8_relu6_clamps_inside_int16(tmp_path):
+    c = case16("relu6")
+    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+    out = check_case(c, tmp_path)
+    assert 0 < g.ops[0].attrs["act_max"] < 32767 and out.max() == g.ops[0].attrs["act_max"] and out.min() == 0
+
+
+def test_fc_16x8_roundings_differ_between_interpreters(tmp_path):
+    """LiteRT's 16x8 FC rounds once with the Q31 multiplier ("single"), TFLite Micro's with the
+    multiplier reduced to 16 bits ("reduced"): each matches its own interpreter, and they differ."""
+    c = case16("per_channel")
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    g1, g2 = load_tflite(path), load_tflite(path, semantics="tflm")
+    assert (g1.ops[0].attrs["rounding"], g2.ops[0].attrs["rounding"]) == ("single", "reduced")
+    differ = 0
+    for inputs in input_sets(g1, 6, seed=3):
+        single, reduced = (reference.run(g, inputs)[g.outputs[0]] for g in (g1, g2))
+        np.testing.assert_array_equal(single, run_golden(path, inputs, "tflite")[0])
+        np.testing.assert_array_equal(reduced, run_golden(path, inputs, "tflm")[0])
+        differ += int(np.count_nonzero(single != reduced))
+    assert differ > 0
+
+
+def test_fc_16x8_int32_bias_is_tflm_only(tmp_path):
+    """TFLite Micro accumulates a 16x8 FC with an int32 bias in int32 and rounds twice; LiteRT reads
+    that bias as int64, so the default (LiteRT) semantics refuse it."""
+    c = case16("per_channel", bias="int32")
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    g = load_tflite(path, semantics="tflm")
+    assert g.ops[0].attrs["rounding"] == "double"
+    assert np.unique(compare(path, case_sets(c, g), "tflm")).size > 20
+    with pytest.raises(DmxError, match="int32 bias on a 16x8 FULLY_CONNECTED is TFLite Micro's"):
+        load_tflite(path)
+
+
+def test_fc_16x8_int32_bias_type_without_bias(tmp_path):
+    """No bias but quantized_bias_type INT32: TFLite Micro's int32 accumulators too; LiteRT ignores it."""
+    c = case16("no_bias")
+    c.m.sg.operators[0].builtinOptions.quantizedBiasType = 2  # TensorType.INT32
+    path = save(c.m, tmp_path, c.inputs, c.outputs)
+    for semantics, rounding in (("tflm", "double"), ("tflite", "single")):
+        g = load_tflite(path, semantics=semantics)
+        assert g.ops[0].attrs["rounding"] == rounding
+        assert np.unique(compare(path, case_sets(c, g), semantics)).size > 20
+
+
+@pytest.mark.parametrize("target", targets16("fully_connected") + [HLS16])
+def test_fc_16x8_on_targets(tmp_path, target):
+    """LiteRT's and TFLite Micro's semantics on every case, and the int32-bias case (TFLM's only); two int8
+    cases in the same build, so that the int8 and int16 kernels are printed side by side."""
+    cases = {"int8_base": case("base"), "int8_per_channel": case("per_channel")}
+    cases |= {name: case16(name) for name in CASES16}
+    cases["int32_bias"] = loaded_case(case16("per_channel", bias="int32"), tmp_path)
+    check_targets(tmp_path, target, cases, tflm=list(CASES16))
+
+
+def test_fc_16x8_weights_are_stored_dense(tmp_path):
+    """The 16x8 kernels read dense weights: --format csr stores them dense, saying why; csr asked
+    for this very layer is refused."""
+    c = case16("base")
+    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+    layer = export(g, tmp_path / "out", targets=("c",), fmt="csr", min_sparsity=0.0)["layers"][0]
+    assert layer["format"] == "dense" and "16x8 layers have dense kernels only (not csr" in layer["format_reason"]
+    with pytest.raises(DmxError, match=r"16x8 \(int16\) layers read dense int8 weights only; these are stored csr"):
+        build_layers(g, StoragePolicy(overrides={g.ops[0].name: "csr"}))
+
+
+def test_fc_16x8_accumulator_bound(tmp_path):
+    c = case16("huge_bias", bias_big=2**47)
+    with pytest.raises(DmxError, match=r"FULLY_CONNECTED reach .* beyond the 2\*\*47"):
+        load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+
+
+def test_fc_16x8_refuses_a_left_shift_of_8(tmp_path):
+    """A real multiplier of 200 needs a left shift of 8, more than TFLite's int64 kernel takes."""
+    m, x, y = fc_model(s_in=1.0, s_w=1.0, s_out=0.005, wrange=1)
+    to_16x8(m)
+    with pytest.raises(DmxError, match="requantizes with a left shift of 8; TFLite's int64 kernel takes at most 7"):
+        load_tflite(save(m, tmp_path, [x], [y]))

@@ -1,4 +1,5 @@
-"""UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell state): the reference against LiteRT and TFLite Micro.
+"""UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell state): the reference against LiteRT and TFLite Micro,
+the C (host, M55) and HLS kernels against the reference, the state kept across calls, a keyword-spotting model.
 
 Each model is the one-op file the TFLite converter writes for the 8x8_16 kernel: symmetric
 per-tensor int8 weights, int32 biases, the output and cell states as variable tensors and
@@ -8,19 +9,27 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from dmxgen import firmware, reference
+from dmxgen.backends import host
+from dmxgen.backends.c import manifest_io
+from dmxgen.backends.hls_csim import run_csim
 from dmxgen.cli import main
 from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.ops._lstm_int import SIGMOID_TABLE_U16
+from dmxgen.plan import plan_memory
+from dmxgen.targets import export
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check_case, save
+from ._targets import check_targets, targets
 
 GATES = ("input", "forget", "cell", "output")
 
@@ -240,15 +249,160 @@ def test_lstm_verifies_through_the_cli(tmp_path, golden):
     assert r.exit_code == 0 and json.loads(r.output)["bit_exact"], r.output
 
 
-def test_lstm_export_refused_in_one_line(tmp_path):
-    """No C kernel yet: `dmxgen export` stops with one line naming the layer, exit 2, nothing written."""
-    c = case("b2_t4_i3_c4")
-    path = save(c.m, tmp_path, c.inputs, c.outputs)
+# every case, LiteRT's arithmetic, and TFLite Micro's for the cases it runs
+TFLM_CASES = [name for name, (_, goldens) in CASES.items() if "tflm" in goldens]
+
+
+@pytest.mark.parametrize("target", targets("lstm"))
+def test_lstm_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case(name) for name in CASES}, tflm=TFLM_CASES)
+
+
+def _disjoint(a, b) -> bool:
+    return a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+
+
+def test_lstm_states_are_a_persistent_region_of_the_plan(tmp_path):
+    """The two states live for the whole run and after it: no other buffer of the arena shares their bytes."""
+    c = kws_lstm_model()
+    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+    plan = plan_memory(g, {0: 9 * 24})
+    states = plan.state_buffers
+    lstm = g.ops[0]
+    assert [b.tensors for b in states] == [[lstm.inputs[13]], [lstm.inputs[14]]]
+    assert [b.size for b in states] == [24, 48] and all(b.start == -1 and b.end == len(g.ops) for b in states)
+    others = [b for b in plan.arena_buffers if not b.persistent]
+    assert others and all(_disjoint(s, b) for s in states for b in others + [t for t in states if t is not s])
+
+
+def _io(manifest: dict) -> tuple[list[dict], list[dict]]:
+    """The manifest's inputs and outputs, as host.run takes them."""
+    return manifest_io(manifest, "input"), manifest_io(manifest, "output")
+
+
+def test_lstm_state_is_kept_across_runs_and_reset(tmp_path):
+    """Two dmx_model_run calls without a reset are one sequence of twice the steps (as two invoke()s of
+    TFLite); the harness's reset before each vector makes each one run from the reset state again."""
+    steps, kw = 3, dict(batch=2, n_in=5, n_cell=8, n_out=6, seed=21)
+    short, long_ = lstm_model(steps=steps, **kw), lstm_model(steps=2 * steps, **kw)  # the same weights
+    g_short = load_tflite(save(short.m, tmp_path, short.inputs, short.outputs, name="short"))
+    g_long = load_tflite(save(long_.m, tmp_path, long_.inputs, long_.outputs, name="long"))
+    rng = np.random.default_rng(5)
+    a, b = (rng.integers(-128, 128, (2, steps, 5)).astype(np.int8) for _ in range(2))
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["export", str(path), "-o", str(out)])
-    assert r.exit_code == 2 and not out.exists()
-    assert r.output.strip().splitlines()[-1] == ("dmxgen: error: layer 'lstm_0': op lstm has no C kernel "
-                                                  "(it runs on: reference, tflite)")
+    manifest = export(g_short, out, targets=("c",), n_vectors=1)
+    inputs, outputs = _io(manifest)
+    work = tmp_path / "build"
+    work.mkdir()
+    kept = host.run(host.build(out, work, extra=("-DDMX_HOST_KEEP_STATE",)), [[a], [b]], inputs, outputs, work,
+                    dump=False)
+    (want,) = reference.run(g_long, [np.concatenate([a, b], axis=1)]).values()
+    assert np.array_equal(kept.outputs[0][0].reshape(2, steps, 6), want[:, :steps])
+    assert np.array_equal(kept.outputs[1][0].reshape(2, steps, 6), want[:, steps:])
+    reset = host.run(host.build(out, work), [[a], [b]], inputs, outputs, work, dump=False)
+    (from_reset,) = reference.run(g_short, [b]).values()
+    assert np.array_equal(reset.outputs[1][0].reshape(2, steps, 6), from_reset)
+    assert not np.array_equal(from_reset, want[:, steps:])  # the state matters: the two differ
+    litert = pytest.importorskip("ai_edge_litert.interpreter")  # and LiteRT's two invoke()s agree
+    it = litert.Interpreter(model_path=str(tmp_path / "short.tflite"),
+                            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    for chunk, got in zip((a, b), kept.outputs):
+        it.set_tensor(it.get_input_details()[0]["index"], chunk)
+        it.invoke()
+        assert np.array_equal(it.get_tensor(it.get_output_details()[0]["index"]).reshape(-1), got[0])
+
+
+def test_lstm_state_shared_by_two_layers_is_refused(tmp_path):
+    """Two LSTMs reading one state tensor would share its bytes in the C model: one line, no folder."""
+    from dmxgen.graph import Op, Tensor
+
+    c = lstm_model(n_in=8, n_cell=8, seed=22)
+    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+    first = g.ops[0]
+    y2 = g.add_tensor(Tensor("y2", g.tensors[first.outputs[0]].shape, "int8", g.tensors[first.outputs[0]].quant))
+    g.ops.append(Op("lstm_1", "lstm", [first.outputs[0]] + first.inputs[1:], [y2.name], dict(first.attrs)))
+    g.outputs = [y2.name]
+    with pytest.raises(DmxError) as e:
+        export(g, tmp_path / "out", targets=("c",), n_vectors=1)
+    assert str(e.value) == (f"layer 'lstm_0' (lstm): state tensor {first.inputs[13]!r} is read by another input "
+                            "or layer; the C model keeps one state per LSTM")
+    assert not (tmp_path / "out").exists()
+
+
+def test_models_without_lstm_keep_no_state(tmp_path):
+    """No state, no reset function: model.h and model.c are as before."""
+    m = ModelBuilder()
+    x = m.tensor("x", [1, 8], scale=0.05, zero_point=0)
+    w = m.tensor("w", [4, 8], scale=0.02, zero_point=0, data=np.arange(32).reshape(4, 8) - 16)
+    y = m.tensor("y", [1, 4], scale=0.1, zero_point=0)
+    m.op("FULLY_CONNECTED", [x, w, -1], [y])
+    out = tmp_path / "out"
+    export(load_tflite(save(m, tmp_path, [x], [y])), out, targets=("c",), n_vectors=1)
+    assert "state" not in (out / "model.h").read_text() + (out / "model.c").read_text()
+
+
+def kws_lstm_model(n_cell=24, seed=30) -> Case:
+    """Keyword spotting on an LSTM: 49 frames of 10 MFCC features -> LSTM(n_cell) -> the last step (STRIDED_SLICE,
+    as the converter writes return_sequences=False) -> FULLY_CONNECTED to 12 classes -> SOFTMAX."""
+    c = lstm_model(batch=1, steps=49, n_in=10, n_cell=n_cell, x_q=(0.1, -20), w_scale=0.02, seed=seed)
+    m, rng = c.m, np.random.default_rng(seed)
+    consts = [m.tensor(n, [3], "int32", data=v) for n, v in
+              (("begin", [0, 48, 0]), ("end", [1, 49, n_cell]), ("strides", [1, 1, 1]))]
+    last = m.tensor("last", [1, n_cell], scale=1 / 128, zero_point=0)
+    m.op("STRIDED_SLICE", [c.outputs[0], *consts], [last], shrinkAxisMask=0b010)
+    w = m.tensor("fc_w", [12, n_cell], scale=0.01, zero_point=0, data=rng.integers(-127, 128, (12, n_cell)))
+    b = m.tensor("fc_b", [12], "int32", scale=0.01 / 128, zero_point=0, data=rng.integers(-2000, 2001, 12))
+    logits = m.tensor("logits", [1, 12], scale=0.05, zero_point=3)
+    m.op("FULLY_CONNECTED", [last, w, b], [logits])
+    probs = m.tensor("probs", [1, 12], scale=1 / 256, zero_point=-128)
+    m.op("SOFTMAX", [logits], [probs], beta=1.0)
+    return Case(m, c.inputs, [probs])
+
+
+@pytest.fixture(scope="module")
+def kws_folder(tmp_path_factory):
+    """The keyword-spotting LSTM exported by `dmxgen export` (2 random vectors), C and HLS (AXI streams)."""
+    tmp = tmp_path_factory.mktemp("kws_lstm")
+    c = kws_lstm_model()
+    path = save(c.m, tmp, c.inputs, c.outputs, name="kws_lstm")
+    out = tmp / "out"
+    r = CliRunner().invoke(main, ["export", str(path), "-o", str(out), "--vectors", "2", "--target", "c,hls",
+                                  "--hls-interface", "stream"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_kws_lstm_exports_and_verifies_bit_exact(kws_folder):
+    """`dmxgen verify` on the folder: the C on the host (sanitized) against the reference, and the reference
+    against LiteRT, every vector to the bit."""
+    r = CliRunner().invoke(main, ["verify", str(kws_folder), "--json", "--inputs", "3"], catch_exceptions=False)
+    result = json.loads(r.output)
+    assert r.exit_code == 0 and result["bit_exact"] and result["inputs"] == 3, r.output
+    assert result["source_vs_golden"]["golden"] == "tflite" and result["source_vs_golden"]["bit_exact"], r.output
+    manifest = json.loads((kws_folder / "manifest.json").read_text())
+    assert [layer["op"] for layer in manifest["layers"]] == ["lstm", "strided_slice", "fully_connected", "softmax"]
+    assert "dmx_model_reset_state" in (kws_folder / "model.h").read_text()
+
+
+@pytest.mark.skipif(shutil.which("g++") is None or shutil.which("make") is None, reason="HLS csim needs g++, make")
+def test_kws_lstm_hls_csim_is_bit_exact(kws_folder):
+    """`make -C hls csim` (g++ with ASan and UBSan) on the stream interface: every stored vector to the bit."""
+    r = run_csim(kws_folder, sanitize=True)
+    assert r.returncode == 0 and "PASS: 2 vectors, 24 output values bit-exact" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.firmware
+@pytest.mark.skipif(bool(firmware.missing_tools()), reason="needs the firmware tools (tools/setup.sh)")
+def test_kws_lstm_passes_on_the_m55(kws_folder, tmp_path):
+    """The firmware on the emulated Cortex-M55 gives expected.h (the reference's output) to the bit."""
+    r = firmware.run(kws_folder, build_dir=tmp_path / "build", timeout=300)
+    assert r.passed and r.exit_status == 0, r.log[-2000:]
+    manifest = json.loads((kws_folder / "manifest.json").read_text())
+    x = np.load(kws_folder / manifest["test_vectors"]["inputs"])[manifest["sample"]["index"]]
+    graph = load_tflite(kws_folder.parent / "kws_lstm.tflite")
+    (want,) = reference.run(graph, [x]).values()
+    assert np.array_equal(np.array(r.outputs, np.int8), want.reshape(-1))
 
 
 TFLM_COMMON_H = (Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "tflm" / "tflite-micro"

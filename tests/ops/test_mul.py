@@ -1,4 +1,4 @@
-"""MUL: broadcasting, constants, scales, activations, saturation, and how the multiplier is derived.
+"""MUL: broadcasting, constants, scales, activations, saturation, and how the multiplier is derived; int16 (16x8).
 
 LiteRT's mul.cc computes s1 * s2 / s_out in float32 before QuantizeMultiplier;
 TFLite Micro's mul_common.cc does it in double. The scales in
@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from dmxgen import reference
+from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.goldens import run_golden
 from dmxgen.graph.fixedpoint import quantize_multiplier
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check, check_case, save
-from ._targets import check_targets, targets
-from .test_add import binary_model
+from ._targets import check_targets, targets, targets16
+from .test_add import _s, binary16, binary_model
 
 CASES = {
     "same_shape": ((1, 4, 4, 3), (1, 4, 4, 3), {}),
@@ -95,3 +96,67 @@ def test_multiplier_precision(tmp_path, case):
     other = float(s1) * float(s2) / float(so) if golden == "tflite" else float(np.float32(s1 * s2) / so)
     g.ops[0].attrs["output_multiplier"], g.ops[0].attrs["output_shift"] = quantize_multiplier(other)
     assert np.any(reference.run(g, inputs)[g.outputs[0]] != gold)
+
+
+# -- int16 (TFLite's 16x8 scheme): the int8 arithmetic on int16 codes, zero points 0 --------------------------
+CASES16 = {
+    "same_shape": ((1, 4, 4, 3), (1, 4, 4, 3), {"s": _s(0.05, 0.05, 0.1)}),
+    "different_scales": ((1, 4, 4, 3), (1, 4, 4, 3), {"s": _s(0.003, 0.2, 0.02)}),
+    "broadcast_channel_vector": ((1, 4, 4, 3), (1, 1, 1, 3), {"s": _s(0.05, 0.05, 0.1)}),
+    "broadcast_both_ways": ((2, 1, 3, 1), (1, 4, 1, 5), {"s": _s(0.05, 0.05, 0.1)}),
+    "const_scalar": ((1, 4, 4, 3), (), {"const": "b", "s": _s(0.05, 0.05, 0.1)}),
+    "const_channel_vector": ((1, 4, 4, 6), (6,), {"const": "b", "s": _s(0.05, 0.02, 0.06)}),
+    "relu": ((1, 4, 4, 3), (1, 4, 4, 3), {"act": "RELU", "s": _s(0.05, 0.05, 0.1)}),
+    "relu6": ((1, 4, 4, 3), (1, 1, 1, 3), {"act": "RELU6", "s": (1e-4, 1e-4, 4e-4)}),  # 6 is code 15000
+    "relu_n1_to_1": ((1, 4, 4, 3), (1, 4, 4, 3), {"act": "RELU_N1_TO_1", "s": (1e-4, 1e-4, 1e-4)}),
+    "saturate": ((1, 4, 4, 3), (1, 4, 4, 3), {"s": (1e-4, 1e-4, 5e-5)}),
+    "unit_multiplier_region": ((1, 4, 4, 3), (1, 4, 4, 3), {"s": (2**-8, 2**-8, 2**-1)}),  # 2^-15 x 2^30 = 2^15
+    "tiny_multiplier": ((1, 4, 4, 3), (1, 4, 4, 3), {"s": _s(0.001, 0.001, 0.0005)}),
+    "precision_litert_float32": ((1, 4, 4, 3), (1, 4, 4, 3), {"s": PRECISION["litert_float32"][0]}),
+    "precision_tflm_double": ((1, 4, 4, 3), (1, 4, 4, 3), {"s": PRECISION["tflm_double"][0]}),
+}
+
+
+def case16(name: str) -> Case:
+    shape_a, shape_b, kw = CASES16[name]
+    m, ins, y = binary16("MUL", shape_a, shape_b, seed=len(name), **kw)
+    return Case(m, ins, [y], n=6, seed=18)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(CASES16))
+def test_mul_int16(tmp_path, name, golden):
+    assert check_case(case16(name), tmp_path, goldens=(golden,), min_distinct=3).dtype == np.int16
+
+
+def test_mul_int16_saturates_both_rails(tmp_path):
+    out = check_case(case16("saturate"), tmp_path)
+    assert (out == 32767).mean() > 0.2 and (out == -32768).mean() > 0.2
+
+
+def test_mul_int16_sampled_pairs_with_the_extremes(tmp_path):
+    """256 x 256 pairs of int16 codes (both ends, 0, +-1 and a spread) through broadcasting."""
+    m = ModelBuilder()
+    a = m.tensor("a", [256, 1], "int16", scale=3e-4, zero_point=0)
+    b = m.tensor("b", [1, 256], "int16", scale=5e-4, zero_point=0)
+    y = m.tensor("y", [256, 256], "int16", scale=2e-3, zero_point=0)
+    m.op("MUL", [a, b], [y])
+    codes = np.unique(np.concatenate([[-32768, -32767, -1, 0, 1, 32766, 32767],
+                                      np.random.default_rng(4).integers(-32768, 32768, 249)]))[:256]
+    codes = np.resize(codes, 256).astype(np.int16)
+    for golden in ("tflite", "tflm"):
+        check(m, tmp_path, [a, b], [y], goldens=(golden,), n=0, extremes=False,
+              extra=[[codes.reshape(256, 1), codes.reshape(1, 256)]])
+
+
+def test_mul_int16_multiplier_that_would_overflow_is_refused(tmp_path):
+    m, ins, y = binary16("MUL", (1, 4), (1, 4), s=(1e-2, 1e-2, 5e-5))  # s1 s2 / s_out = 2
+    with pytest.raises(DmxError, match=r"int16 MUL multiplier 2 is 1 or more"):
+        load_tflite(save(m, tmp_path, ins, [y]))
+
+
+@pytest.mark.parametrize("target", targets16("mul"))  # HLS: int8 only
+def test_mul_int16_on_targets(tmp_path, target):
+    cases = {f"{name}_s16": case16(name) for name in CASES16}
+    cases["same_shape_s8"] = case("same_shape")  # the int8 kernel beside the int16 one
+    check_targets(tmp_path, target, cases, tflm=list(cases))

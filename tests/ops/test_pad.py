@@ -9,7 +9,7 @@ from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check, check_case
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 
 
 def pad_model(shape, pads, dtype="int8", value=None, zp=-5, scale=0.05, pads_dtype="int32"):
@@ -112,3 +112,21 @@ def test_padv2_constant_must_share_the_output_quantization(tmp_path):
     m.op("PADV2", [x, p, c], [y])
     with pytest.raises(DmxError, match=r"PADV2.*'value' is quantized .*unlike the output"):
         load_tflite(m.save(tmp_path / "padv2.tflite", [x], [y]))
+
+
+# -- int16 codes (TFLite's 16x8 scheme: the same model with int16 activations, zero point 0) -------------
+def case16(name: str) -> Case:
+    shape, pads = CASES[name]
+    m, x, y = pad_model(shape, pads, "int8", zp=0)
+    return Case(m.to_int16(), [x], [y], n=3, seed=14)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_pad_int16(tmp_path, name, golden):
+    assert check_case(case16(name), tmp_path, goldens=(golden,)).dtype == np.int16
+
+
+@pytest.mark.parametrize("target", targets16("pad"))  # HLS: int8 only
+def test_pad_int16_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case16(name) for name in CASES})

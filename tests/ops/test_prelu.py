@@ -10,8 +10,9 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._harness import Case, check_case, save
-from ._targets import check_targets, targets
+from ._16x8 import HLS16
+from ._harness import Case, check_case, compare, save
+from ._targets import check_targets, targets, targets16
 from ._torch import assert_codes_agree
 
 VALID_ATTRS = [{"input_offset": 3, "alpha_offset": 0, "output_offset": -5, "multiplier_identity": 1 << 30,
@@ -131,6 +132,55 @@ def test_leaky_relu_refuses_a_negative_alpha(tmp_path):
     m, x, y = leaky_model((1, 4), -0.5)
     _refused(tmp_path, m, x, y, r"\(LEAKY_RELU, output 'y'\): LEAKY_RELU alpha -0.5 is not supported "
                                 r"\(only a finite alpha >= 0\)$")
+
+
+# -- int16 LEAKY_RELU (TFLite's 16x8 scheme: QuantizeLeakyRelu<int16_t>, zero points 0) ----------------
+LEAKY16 = {**{k: v for k, v in LEAKY_CASES.items()},
+           "leaky_saturate": ((1, 5, 4, 3), 0.3, {"q_in": (0.2, 0), "q_out": (0.02, 0)}),  # x * 10: both rails
+           "leaky_small_gain": ((1, 6, 7), 0.01, {"q_in": (0.013, 0), "q_out": (0.0171, 0)})}
+
+
+def case16(name: str) -> Case:
+    shape, alpha, kw = LEAKY16[name]
+    m, x, y = leaky_model(shape, alpha, **kw)
+    return Case(m.to_int16(), [x], [y], n=4, seed=6)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(LEAKY16))
+def test_leaky_relu_int16_matches_the_goldens(tmp_path, name, golden):
+    out = check_case(case16(name), tmp_path, goldens=(golden,))
+    assert out.dtype == np.int16 and np.unique(out).size > 20
+    if name == "leaky_saturate":
+        assert (out == 32767).any() and (out == -32768).any()
+
+
+def test_leaky_relu_multipliers_follow_each_golden(tmp_path):
+    """Every int16 code through scales where LiteRT's float32 multipliers (s_in / s_out, s_in * alpha / s_out)
+    and TFLite Micro's double ones differ, both branches: each golden agrees with its own only."""
+    m, x, y = leaky_model((1, 256, 256), 0.2, q_in=(0.0924763605, 0), q_out=(0.0816664175, 0))
+    m.to_int16()
+    every = np.arange(-32768, 32768).astype(np.int16).reshape(1, 256, 256)
+    path = save(m, tmp_path, [x], [y])
+    a, b = load_tflite(path).ops[0].a, load_tflite(path, semantics="tflm").ops[0].a
+    assert a.multiplier_identity != b.multiplier_identity and a.multiplier_alpha != b.multiplier_alpha
+    for golden in ("tflite", "tflm"):
+        assert np.unique(compare(path, [[every]], golden)).size > 30000
+
+
+def test_prelu_int16_is_refused_naming_the_layer(tmp_path):
+    """TFLite's PRELU has no int16 kernel in dmxgen (LEAKY_RELU has): one line, naming the operator."""
+    m, x, y = prelu_model((1, 2, 2, 3), (3,))
+    m.to_int16()
+    _refused(tmp_path, m, x, y, r"operator 0 \(PRELU, output 'y'\): tensor 'x' is int16; only int8 is supported "
+                                r"for this operator$")
+
+
+@pytest.mark.parametrize("target", targets16("prelu") + [HLS16])
+def test_leaky_relu_int16_on_targets(tmp_path, target):
+    """With two int8 cases in the same build: the int8 and int16 kernels side by side."""
+    cases = {"int8_leaky_01": case("leaky_01"), "int8_prelu": case("prelu_per_channel")}
+    check_targets(tmp_path, target, cases | {name: case16(name) for name in LEAKY16})
 
 
 # -- the PyTorch frontend: nn.PReLU with one parameter or one per channel --------------------------

@@ -13,11 +13,11 @@ from ._harness import Case, check, check_case
 from ._targets import check_targets, targets
 
 
-def quantize_model(scale, zp, in_dtype="float32", in_scale=None, in_zp=None, shape=(2, 50)):
+def quantize_model(scale, zp, in_dtype="float32", in_scale=None, in_zp=None, shape=(2, 50), out_dtype="int8"):
     m = ModelBuilder()
-    q_in = {"scale": in_scale, "zero_point": in_zp} if in_dtype == "int8" else {}
+    q_in = {"scale": in_scale, "zero_point": in_zp} if in_dtype != "float32" else {}
     x = m.tensor("x", shape, in_dtype, **q_in)
-    y = m.tensor("y", shape, "int8", scale=scale, zero_point=zp)
+    y = m.tensor("y", shape, out_dtype, scale=scale, zero_point=zp)
     m.op("QUANTIZE", [x], [y])
     return m, x, y
 
@@ -91,3 +91,38 @@ def test_quantize_beyond_int32_and_nan_follow_the_interpreters(tmp_path, golden,
     want = run_golden(m.save(tmp_path / "q.tflite", [xt], [yt]), [x], golden)[0]
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(out, np.full(6, 127 if zp < 0 else -128))
+
+
+# -- int16 codes (TFLite's 16x8 scheme: symmetric, zero point 0) ---------------------------------------
+INT16_CASES = {"pow2_scale": 2.0**-10, "odd_scale": 3.7e-4, "tiny_scale": 1e-7, "large_scale": 0.5}
+
+
+def case16(name: str) -> Case:
+    scale = INT16_CASES[name]
+    m, x, y = quantize_model(scale, 0, out_dtype="int16")
+    k = np.arange(-50, 50, dtype=np.float32).reshape(2, 50)
+    ties = [((k * 700 + np.float32(0.5)) * np.float32(scale)).astype(np.float32)]  # k * 700 + 0.5: exact ties
+    edges = [np.resize(np.array([-0.0, 0.0, -32768.5 * scale, 32767.5 * scale, -32769 * scale, 32768 * scale,
+                                 1e6 * scale, -1e6 * scale], np.float32), 100).reshape(2, 50)]
+    return Case(m, [x], [y], n=4, seed=13, float_range=40000 * scale, extra=[ties, edges])
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(INT16_CASES))
+def test_quantize_float_to_int16(tmp_path, name, golden):
+    out = check_case(case16(name), tmp_path, goldens=(golden,))
+    assert out.dtype == np.int16 and out.min() == -32768 and out.max() == 32767  # the clamps were reached
+
+
+@pytest.mark.parametrize("target", targets("quantize"))
+def test_quantize_float_to_int16_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case16(name) for name in INT16_CASES})
+
+
+def test_an_int16_output_with_a_zero_point_is_refused(tmp_path):
+    from dmxgen.errors import DmxError
+    from dmxgen.frontends.tflite import load_tflite
+
+    m, x, y = quantize_model(0.001, 3, out_dtype="int16")
+    with pytest.raises(DmxError, match=r"operator 0 \(QUANTIZE\): tensor 'y' \(int16\) has zero point 3; it must be 0"):
+        load_tflite(m.save(tmp_path / "q.tflite", [x], [y]))

@@ -2,14 +2,16 @@
 half_pixel_centers in every combination, the index tables, and the refusals."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
+from ._16x8 import HLS16
 from ._harness import Case, check_case, save
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 
 VALID_ATTRS = [{"align_corners": 0, "half_pixel_centers": 1}, {"align_corners": 1, "half_pixel_centers": 0}]
 FLAGS = {"plain": (False, False), "align": (True, False), "half": (False, True), "both": (True, True)}
@@ -72,3 +74,36 @@ def test_resize_nearest_refusals_name_the_layer(tmp_path, kw, message):
     with pytest.raises(DmxError, match=message) as e:
         load_tflite(save(m, tmp_path, [x], [y]))
     assert "\n" not in str(e.value)
+
+
+# -- int16 codes (TFLite's 16x8 scheme: the same model with int16 activations, zero point 0) -------------
+INT16 = ["up2_plain", "up_odd_half", "up_odd_align", "down_odd_both", "to_one_plain", "from_one_half",
+         "batch2_up3_align"]
+
+
+def case16(name: str) -> Case:
+    c = case(name)
+    c.m.to_int16()
+    return Case(c.m, c.inputs, c.outputs, n=2, seed=4)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", INT16)
+def test_resize_nearest_int16(tmp_path, name, golden):
+    out = check_case(case16(name), tmp_path, goldens=(golden,))
+    assert out.dtype == np.int16 and (np.abs(out.astype(np.int32)) > 127).any()  # not int8 codes widened
+
+
+def test_resize_bilinear_int16_is_refused(tmp_path):
+    m, x, y = resize_model("RESIZE_BILINEAR", (1, 3, 4, 2), (6, 8))
+    m.to_int16()
+    with pytest.raises(DmxError, match=r"\(RESIZE_BILINEAR, output 'y'\): tensor 'x' is int16; only int8 is "
+                                       r"supported for this operator$"):
+        load_tflite(save(m, tmp_path, [x], [y]))
+
+
+@pytest.mark.parametrize("target", targets16("resize_nearest") + [HLS16])
+def test_resize_nearest_int16_on_targets(tmp_path, target):
+    """With two int8 cases in the same build: the int8 and int16 kernels side by side."""
+    cases = {"int8_up2_plain": case("up2_plain"), "int8_down_odd": case("down_odd_half")}
+    check_targets(tmp_path, target, cases | {name: case16(name) for name in INT16})

@@ -144,7 +144,7 @@ def test_each_former_mode_is_a_kind_with_its_own_required_attributes():
     assert str(e.value).startswith("op 's' (softmax): unknown attribute 'input_multiplier'")
     with pytest.raises(ValueError) as e:
         Op("s", "fully_connected", ["x", "w", ""], ["y"], dict(VALID["fully_connected"][0], rounding="twice"))
-    assert "attribute 'rounding' should be one of 'single', 'double', got str 'twice'" in str(e.value)
+    assert "attribute 'rounding' should be one of 'single', 'double', 'reduced', got str 'twice'" in str(e.value)
 
 
 def test_attributes_changed_after_building_are_checked_when_read():
@@ -160,7 +160,8 @@ def _int8(name, shape, const=False):
 
 def test_graph_weights_follow_the_weights_trait():
     """Graph.weights() reads the spec; the kinds with weights are the three it hard-coded before."""
-    assert {k for k, s in SPECS.items() if s.weight_inputs} == {"conv2d", "depthwise_conv2d", "fully_connected", "lstm"}
+    assert {k for k, s in SPECS.items() if s.weight_inputs} == {"conv2d", "depthwise_conv2d", "fully_connected", "lstm",
+                                                               "gru"}
     g = Graph({t.name: t for t in (_int8("x", (1, 4)), _int8("w", (4, 4), const=True), _int8("y", (1, 4)))})
     for kind, attrs in VALID.items():
         s = spec(kind)
@@ -168,7 +169,7 @@ def test_graph_weights_follow_the_weights_trait():
         got = g.weights(op)
         if s.weight_inputs:
             # the first weight input (an lstm has nine: the gates' input, recurrent and projection weights)
-            assert s.weight_inputs == ((1, 2, 3, 4, 5, 6, 7, 8, 15) if kind == "lstm" else (1,))
+            assert s.weight_inputs == {"lstm": (1, 2, 3, 4, 5, 6, 7, 8, 15), "gru": (1, 2, 3, 4, 5, 6)}.get(kind, (1,))
             assert got is g.tensors["w"]
         else:
             assert got is None
@@ -192,7 +193,8 @@ def test_plan_in_place_follows_the_inplace_trait():
             allowed.add(kind)
     # the kinds plan.py listed before the specs existed (requantize was quantize in mode "requantize")
     # and the binary elementwise kinds added since
-    assert allowed == {"add", "mul", "lut", "requantize"} | {"sub", "maximum", "minimum", "lut_interp", "affine", "prelu"}
+    assert allowed == {"add", "mul", "lut", "requantize"} | {"sub", "maximum", "minimum", "lut_interp", "affine", "prelu",
+                                                                 "squared_difference", "logistic16", "tanh16"}
 
 
 def _graph(x, out_dtype, kind, attrs, consts=()):
@@ -217,7 +219,8 @@ def test_reference_clamps_int16_outputs_to_int16():
     x = np.array([[-128, 0, 127]], np.int8)
     g = _graph(x, "int16", "requantize", dict(REQUANTIZE, shift=9, output_offset=1000))
     assert reference.run(g, [x])["y"].tolist() == [[-31768, 1000, 32767]]  # 127 * 256 + 1000 saturates
-    # and validate() says that int16 is not (yet) a supported activation dtype
+    g.validate()  # requantize has int16 kernels; lut (a table indexed by int8 codes) does not:
+    g = _graph(np.zeros((1, 3), np.int8), "int16", "lut", dict(VALID["lut"][0]))
     with pytest.raises(DmxError, match=r"int16 activations are not supported \(supported: int8\)$"):
         g.validate()
 

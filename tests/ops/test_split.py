@@ -12,7 +12,7 @@ from dmxgen.goldens import run_golden
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, input_sets, save
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 
 VALID_ATTRS = [{"begin": (0, 0, 2), "end": (1, 4, 6), "step": (1, 1, 1)}]  # a strided_slice piece
 Q = {"scale": 0.05, "zero_point": -7}
@@ -166,3 +166,20 @@ def test_squeeze_refuses_a_change_of_grid(tmp_path):
     m, x, y = reshape_model("SQUEEZE", (1, 3, 1, 4), [], (3, 4), out_quant={"scale": 0.5, "zero_point": -7})
     with pytest.raises(DmxError, match=r"SQUEEZE changes the quantization"):
         load_tflite(save(m, tmp_path, [x], [y]))
+
+
+# -- int16 codes (TFLite's 16x8 scheme: the same model with int16 activations, zero point 0) -------------
+def case16(name: str) -> Case:
+    m, x, ys = split_model(*SPLITS[name])
+    return Case(m.to_int16(), [x], ys, n=2, seed=48)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(SPLITS))
+def test_split_int16(tmp_path, name, golden):
+    check_all_outputs(case16(name), tmp_path, golden)
+
+
+@pytest.mark.parametrize("target", targets16("strided_slice"))  # HLS: int8 only
+def test_split_int16_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case16(name) for name in SPLITS})

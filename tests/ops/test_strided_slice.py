@@ -12,7 +12,7 @@ from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check_case, input_sets, save
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 from ._torch import assert_codes_agree, calibrated
 
 VALID_ATTRS = [{"begin": (0, 1), "end": (2, 4), "step": (1, 2)},
@@ -292,3 +292,24 @@ def test_torch_slices_export_and_verify_on_the_host(tmp_path):
 
     m, x = torch_model("chunk_branches")
     export_and_verify(save_pt2(m, tmp_path / "chunk.pt2", x), tmp_path / "c")
+
+
+# -- int16 codes (TFLite's 16x8 scheme: the same model with int16 activations, zero point 0) -------------
+INT16 = ["r1_negative_step", "r2_negative_indices", "r3_negative_clamped"]
+
+
+def case16(name: str) -> Case:
+    shape, begin, end, strides, opts, index = CASES[name]
+    m, x, y = slice_model(shape, begin, end, strides, numpy_slice(shape, index).shape, **opts)
+    return Case(m.to_int16(), [x], [y], n=2, seed=42)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", INT16)
+def test_strided_slice_int16(tmp_path, name, golden):
+    assert check_case(case16(name), tmp_path, goldens=(golden,)).dtype == np.int16
+
+
+@pytest.mark.parametrize("target", targets16("strided_slice"))  # HLS: int8 only
+def test_strided_slice_int16_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case16(name) for name in INT16})

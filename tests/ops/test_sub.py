@@ -1,6 +1,7 @@
 """SUB: broadcasting (constant scalar on either side, channel vectors, both ways), scales, zero points,
 fused activations, saturation, the ties where SUB is not ADD of a negated input, scales where float32
-quotients would give other multipliers, the refusals, and `a - b` from PyTorch."""
+quotients would give other multipliers, the refusals, `a - b` from PyTorch, and int16 (16x8: test_add.py's
+table of both LiteRT paths, with SUB's broadcasting power-of-two path)."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ from dmxgen.graph.quant_params import sub_params
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check_case, save
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 from ._torch import assert_codes_agree, calibrated
 
 VALID_ATTRS = [{"input1_offset": 3, "input2_offset": -7, "output_offset": 1, "activation": "NONE",
@@ -159,6 +160,54 @@ def test_sub_refuses_shapes_that_do_not_broadcast(tmp_path):
     m.op("SUB", [a, b], [y])
     with pytest.raises(DmxError, match=r"input shapes \[1, 4\] and \[1, 3\] do not broadcast"):
         load_tflite(save(m, tmp_path, [a, b], [y]))
+
+
+# -- int16 (TFLite's 16x8 scheme): ADD's int16 table (test_add.py: both LiteRT paths) and SUB's own cases -----
+def _int16_cases():
+    from .test_add import CASES16, P, _s
+
+    return {**CASES16,
+            "broadcast_first_operand": ((1, 1, 1, 3), (1, 4, 4, 3), {"s": _s(0.05, 0.05, 0.1)}),
+            "const_scalar_minus_input": ((), (1, 4, 4, 3), {"const": "a", "s": _s(0.05, 0.05, 0.1)}),
+            # LiteRT's BroadcastSub16POTSlow: the power-of-two path broadcasts in SUB (not in ADD)
+            "pot_broadcast": ((1, 4, 4, 3), (3,), {"s": (P, P / 8, P), "pot": True}),
+            "pot_broadcast_first": ((1, 1, 3), (2, 4, 3), {"s": (P / 2, P, P), "pot": True, "act": "RELU"})}
+
+
+CASES16 = _int16_cases()
+POT16 = [name for name in CASES16 if name.startswith("pot_") and name != "pot_flag_other_scales"]
+
+
+def case16(name: str) -> Case:
+    from .test_add import case16 as binary_case16
+
+    return binary_case16("SUB", name, CASES16)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", list(CASES16))
+def test_sub_int16(tmp_path, name, golden):
+    assert check_case(case16(name), tmp_path, goldens=(golden,), min_distinct=3).dtype == np.int16
+
+
+def test_sub_int16_saturates_both_rails(tmp_path):
+    out = check_case(case16("saturate"), tmp_path)
+    assert (out == 32767).mean() > 0.2 and (out == -32768).mean() > 0.2
+
+
+def test_sub_int16_output_multiplier_of_one_is_refused(tmp_path):
+    from .test_add import binary16
+
+    m, ins, y = binary16("SUB", (1, 4), (1, 4), s=(1.0, 1.0, 2.0 / 2**15))  # left shift 15: 2 / (2^15 s_out) = 1
+    with pytest.raises(DmxError, match=r"the output multiplier 1 is not below 1"):
+        load_tflite(save(m, tmp_path, ins, [y]))
+
+
+@pytest.mark.parametrize("target", targets16("sub"))  # HLS: int8 only
+def test_sub_int16_on_targets(tmp_path, target):
+    cases = {f"{name}_s16": case16(name) for name in CASES16}
+    cases["same_shape_s8"] = case("same_shape")  # the int8 kernel beside the int16 one
+    check_targets(tmp_path, target, cases, tflm=[f"{name}_s16" for name in POT16])
 
 
 # -- the PyTorch frontend: a - b of two activations ---------------------------------------------------------

@@ -45,7 +45,7 @@ def test_registrations_agree_with_the_declared_targets():
 
 def test_a_target_without_the_declaration_is_reported(monkeypatch):
     """Claiming a target with no code, or having code without the claim, is each one problem line."""
-    monkeypatch.setattr(type(SPECS["lut"]), "targets", ("c", "hls", "torch"))
+    monkeypatch.delitem(HLS_BUILDERS.entries, "lut")  # lut keeps claiming hls, without its code
     monkeypatch.setattr(type(SPECS["pad"]), "targets", ("hls", "tflite"))
     assert support.problems() == [
         "lut: ops/lut.py lists 'hls' in targets but no hls code is registered",
@@ -58,8 +58,10 @@ def test_the_committed_support_tables_are_the_generated_ones():
         text = (ROOT / doc).read_text(encoding="utf-8")
         assert support.with_table(text) == text, f"{doc} is stale: write dmxgen.support.with_table(text) back"
     table = support.markdown()
-    assert "| `requantize` | yes | yes | - | yes | CONCATENATION, QUANTIZE | yes |" in table.splitlines()
-    assert "| `mean_float` | yes | - | - | - | MEAN | - |" in table.splitlines()
+    assert "| `requantize` | int8, int16 | yes | yes | - | int8 | CONCATENATION, QUANTIZE | yes |" in table.splitlines()
+    assert "| `mean_float` | float32 | yes | - | - | - | MEAN | - |" in table.splitlines()
+    assert "| `fully_connected` | int8 | yes | yes | yes | yes | FULLY_CONNECTED | yes |" in table.splitlines() or \
+        "| `fully_connected` | int8, int16 | yes | yes | int8 | int8 | FULLY_CONNECTED | yes |" in table.splitlines()
 
 
 def test_kernel_order_is_the_hand_written_one():
@@ -108,18 +110,21 @@ def _mean_float_graph():
     return Graph(t, [Op("mean_3", "mean_float", ["x"], ["y"], {"axes": (1,)})], ["x"], ["y"])
 
 
-def test_backends_refuse_a_kind_they_do_not_implement_in_one_line():
+def test_backends_refuse_a_kind_they_do_not_implement_in_one_line(monkeypatch):
     g = _mean_float_graph()
     resolver = Resolver(g, plan_memory(g))
     with pytest.raises(DmxError) as e:
         resolver.resolve(0, g.ops[0], "mean_3")
     assert str(e.value) == "layer 'mean_3': op mean_float has no C kernel (it runs on: reference, tflite)"
+    monkeypatch.delitem(HLS_BUILDERS.entries, "lut")  # a kind the HLS backend does not implement
+    monkeypatch.setattr(type(SPECS["lut"]), "targets", ("c", "tflite", "torch"))
     x = Tensor("x", (1, 4), "int8")
     lut = Graph({t.name: t for t in [x, Tensor("y", (1, 4), "int8")]},
                 [Op("lut", "lut", ["x"], ["y"], {"table": np.zeros(256, np.int8)})], ["x"], ["y"])
     with pytest.raises(DmxError) as e:
         build_plan(lut, "dense", 1)
-    assert str(e.value) == "HLS backend: layer 'lut': op lut has no HLS kernel (it runs on: reference, c, torch)"
+    assert str(e.value) == ("HLS backend: layer 'lut': op lut has no HLS kernel "
+                            "(it runs on: reference, c, tflite, torch)")
 
 
 def test_scratch_is_the_registered_size():

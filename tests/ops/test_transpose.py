@@ -13,7 +13,7 @@ from dmxgen.graph import loops
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check_case, save
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 
 VALID_ATTRS = [{"perm": (0, 2, 1)}, {"perm": np.array([1, 0], np.int32)}]
 
@@ -181,3 +181,26 @@ def test_torch_transpose_exports_and_verifies_on_the_host(tmp_path):
 
     m, x = torch_model("token_mixer")
     export_and_verify(save(m, tmp_path / "mixer.pt2", x), tmp_path / "c", "--format", "dcsr")
+
+
+# -- int16 codes (TFLite's 16x8 scheme: the same model with int16 activations, zero point 0) -------------
+INT16 = ["r3_210", "r4_3120", "r4_0312", "nhwc_to_nchw", "unit_dims", "shuffle_r5"]
+
+
+def case16(name: str) -> Case:
+    shape, perm = CASES[name]
+    m, x, y = transpose_model(shape, perm)
+    return Case(m.to_int16(), [x], [y], n=2, seed=32)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", INT16)
+def test_transpose_int16(tmp_path, name, golden):
+    if golden == "tflm" and name not in FOUR_D:
+        pytest.skip("TFLite Micro's TRANSPOSE takes at most 5 dims here as for int8 (FOUR_D)")
+    assert check_case(case16(name), tmp_path, goldens=(golden,)).dtype == np.int16
+
+
+@pytest.mark.parametrize("target", targets16("transpose"))  # HLS: int8 only
+def test_transpose_int16_on_targets(tmp_path, target):
+    check_targets(tmp_path, target, {name: case16(name) for name in INT16})

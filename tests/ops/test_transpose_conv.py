@@ -11,8 +11,9 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
+from ._16x8 import HLS16, loaded_case, to_16x8
 from ._harness import Case, bias, check_case, save, weights
-from ._targets import check_targets, targets
+from ._targets import check_targets, targets, targets16
 
 VALID_ATTRS = [{"stride": (2, 2), "pad": (0, 1), "input_offset": 128, "output_offset": -3,
                 "multiplier": np.array([1 << 30, 1 << 29], np.int32), "shift": np.array([-3, -4], np.int32),
@@ -249,3 +250,72 @@ def test_the_cli_refuses_in_one_line_with_exit_2(tmp_path):
     assert r.returncode == 2 and not (tmp_path / "out").exists()
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert r.stderr.strip().endswith("output_shape [1, 8, 8, 2] differs from the output tensor's [1, 8, 9, 2]")
+
+
+# -- 16x8: int16 activations (zero point 0), int8 weights, int64 bias (frontends/tflite_16x8.py) -----------
+# tconv_model's int8 zero points become int16's 0; to_16x8 widens the bias to int64 in the scale s_in / 256 * s_w
+CASES16 = ["same_s1", "valid_s1", "same_s2", "valid_s2_odd", "same_s3", "k4_s2_same", "k5x3_s2x1", "k1_s2",
+           "odd_output", "per_tensor", "relu", "relu6", "batch2"]
+
+
+def case16(name: str, **kw) -> Case:
+    to16 = {k: kw.pop(k) for k in ("bias", "bias_big") if k in kw}
+    m, x, y = tconv_model(**(CASES.get(name, {}) | kw))
+    return Case(to_16x8(m, **to16), [x], [y], n=3, seed=7)
+
+
+@pytest.mark.parametrize("golden", ["tflite", "tflm"])
+@pytest.mark.parametrize("name", CASES16)
+def test_transpose_conv_16x8_matches(tmp_path, name, golden):
+    assert check_case(case16(name), tmp_path, goldens=(golden,), min_distinct=20).dtype == np.int16
+
+
+def test_transpose_conv_16x8_rounds_with_the_reduced_multiplier(tmp_path):
+    """The int64 accumulators requantize with the 16-bit multiplier: the Q31 one disagrees on these inputs."""
+    from dmxgen.graph.fixedpoint import ROUNDINGS
+
+    c = case16("same_s2")
+    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+    op = g.ops[0]
+    assert g.tensors[op.inputs[2]].dtype == "int64"
+    acc = np.arange(-2**20, 2**20, 997, dtype=np.int64)[:, None]
+    m, s = np.asarray(op.a.multiplier, np.int64), np.asarray(op.a.shift, np.int64)
+    assert (ROUNDINGS["reduced"](acc, m, s) != ROUNDINGS["double"](acc, m, s)).any()
+    check_case(c, tmp_path, goldens=("tflite", "tflm"), min_distinct=20)
+
+
+def test_transpose_conv_16x8_without_bias_matches_tflm(tmp_path):
+    check_case(case16("no_bias"), tmp_path, goldens=("tflm",), min_distinct=20)
+
+
+def test_transpose_conv_16x8_bias_beyond_int32(tmp_path):
+    """+-2^33 on alternate channels' bias: held in int64 end to end."""
+    out = check_case(case16("big_bias", bias_big=2**33), tmp_path, goldens=("tflite", "tflm"))
+    assert (out == 32767).any() and (out == -32768).any()
+
+
+def test_transpose_conv_16x8_refuses_an_int32_bias(tmp_path):
+    m, x, y = tconv_model()
+    c = Case(to_16x8(m, bias="int32"), [x], [y])
+    message = ("(TRANSPOSE_CONV, output 'y'): bias 'b' of a 16x8 TRANSPOSE_CONV is int32; LiteRT and TFLite Micro "
+               "read it as int64: it must be int64")
+    for semantics in ("tflite", "tflm"):
+        with pytest.raises(DmxError) as e:
+            load_tflite(save(c.m, tmp_path, c.inputs, c.outputs), semantics=semantics)
+        assert str(e.value).endswith(message) and "\n" not in str(e.value)
+
+
+def test_transpose_conv_16x8_accumulator_bound(tmp_path):
+    c = case16("huge_bias", bias_big=2**47)
+    with pytest.raises(DmxError, match=r"TRANSPOSE_CONV reach .* beyond the 2\*\*47"):
+        load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+
+
+@pytest.mark.parametrize("target", targets16("transpose_conv") + [HLS16])
+def test_transpose_conv_16x8_on_targets(tmp_path, target):
+    """With two int8 cases in the same build: the int8 and int16 kernels (two structs) side by side."""
+    cases = {"int8_same_s2": case("same_s2"), "int8_no_bias": case("no_bias")}
+    cases |= {name: case16(name) for name in CASES16}
+    cases["no_bias"] = loaded_case(case16("no_bias"), tmp_path)
+    cases["big_bias"] = case16("big_bias", bias_big=2**33)
+    check_targets(tmp_path, target, cases)
