@@ -37,17 +37,23 @@ def export_recurrent(ex, node, name: str, mod, x):
         s_x, _ = lay.x_quant.qparams()
         s_h, zp_h = lay.h_quant.qparams()
         cell = lay.w_in.shape[1]
-        ins = [x.name]
-        for kind, codes, scales in (("w", lay.w_in, lay.in_scales), ("r", lay.w_rec, lay.rec_scales)):
-            ins += [ex.const(f"{op}.{GATES[k]}_{kind}", codes[k], "int8", _per_tensor(scales[k])) for k in range(4)]
-        ins += [ex.const(f"{op}.{GATES[k]}_b", lay.bias[k], "int32",
-                         _per_tensor(float(np.float32(s_x) * lay.in_scales[k]))) for k in range(4)]
+        ins = [x.name, *_gate_consts(ex, op, lay, GATES, s_x)]
         ins.append(ex.const(f"{op}.h0", np.full((1, cell), zp_h), "int8", _per_tensor(s_h, zp_h)))
         ins.append(ex.const(f"{op}.c0", np.zeros((1, cell)), "int16", _per_tensor(2.0 ** lay.cell_shift)))
         out = ex.new_tensor(op, (1, steps, cell), "plain", lay.h_quant)
         ex.add_op(op, "lstm", ins, out.name, lay.attrs)
         x = out
     return x
+
+
+def _gate_consts(ex, op: str, lay, gates, s_x: float) -> list[str]:
+    """Per gate the int8 input weights, then the recurrent ones, then the int32 input-side biases on
+    s_x * s_w (the inputs' order in ops/lstm.py and ops/gru.py)."""
+    names = []
+    for kind, codes, scales in (("w", lay.w_in, lay.in_scales), ("r", lay.w_rec, lay.rec_scales)):
+        names += [ex.const(f"{op}.{g}_{kind}", codes[k], "int8", _per_tensor(scales[k])) for k, g in enumerate(gates)]
+    return names + [ex.const(f"{op}.{g}_b", lay.bias[k], "int32", _per_tensor(float(np.float32(s_x) * lay.in_scales[k])))
+                    for k, g in enumerate(gates)]
 
 
 def export_gru(ex, name: str, mod, x):
@@ -59,11 +65,7 @@ def export_gru(ex, name: str, mod, x):
         s_x, _ = lay.x_quant.qparams()
         s_h, _ = lay.h_quant.qparams()
         cell = lay.w_in.shape[1]
-        ins = [x.name]
-        for kind, codes, scales in (("w", lay.w_in, lay.in_scales), ("r", lay.w_rec, lay.rec_scales)):
-            ins += [ex.const(f"{op}.{GRU_GATES[k]}_{kind}", codes[k], "int8", _per_tensor(scales[k])) for k in range(3)]
-        ins += [ex.const(f"{op}.{GRU_GATES[k]}_b", lay.bias[k], "int32",
-                         _per_tensor(float(np.float32(s_x) * lay.in_scales[k]))) for k in range(3)]
+        ins = [x.name, *_gate_consts(ex, op, lay, GRU_GATES, s_x)]
         ins.append(ex.const(f"{op}.new_rb", lay.rec_bias, "int32",
                             _per_tensor(float(np.float32(s_h) * lay.rec_scales[2]))))
         ins.append(ex.const(f"{op}.h0", np.zeros((1, cell)), "int16", _per_tensor(2.0**-15)))
