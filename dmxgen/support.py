@@ -36,7 +36,9 @@ def _has_mve(entry) -> bool:
 
 
 def matrix() -> dict[str, dict]:
-    """kind -> {"reference": True, "c", "c_mve", "hls", "torch": bool, "tflite": [operator names]}."""
+    """kind -> {"reference": True, "c", "c_mve", "hls", "torch": bool, "tflite": [operator names],
+    "dtypes": the spec's, "hls_dtypes": those the HLS kernel runs (its registration's `dtypes`),
+    "mve_dtypes": those the MVE twin runs (the spec's `mve_dtypes`)}."""
     from .backends.c_layers import C_RESOLVERS
     from .backends.hls_ops import HLS_BUILDERS
 
@@ -44,10 +46,13 @@ def matrix() -> dict[str, dict]:
     rows = {}
     for kind in sorted(SPECS):
         c = C_RESOLVERS.entries.get(kind)
+        hls = HLS_BUILDERS.entries.get(kind)
         rows[kind] = {"reference": True, "c": c is not None, "c_mve": c is not None and _has_mve(c),
                       "hls": kind in HLS_BUILDERS, "tflite": sorted(tflite.get(kind, [])),
                       "torch": "torch" in SPECS[kind].targets, "summary": SPECS[kind].summary,
-                      "dtypes": list(SPECS[kind].dtypes)}
+                      "dtypes": list(SPECS[kind].dtypes),
+                      "hls_dtypes": [d for d in SPECS[kind].dtypes if hls is not None and d in hls.dtypes],
+                      "mve_dtypes": [d for d in SPECS[kind].dtypes if d in SPECS[kind].mve_dtypes]}
     return rows
 
 
@@ -67,17 +72,25 @@ def problems() -> list[str]:
 
 def markdown() -> str:
     """The support table (markdown), one row per kind: its activation dtypes, and the targets that
-    run them (the reference and C every listed dtype; the MVE twins and HLS int8 only)."""
+    run them (the reference and C every listed dtype; the MVE twin the spec's `mve_dtypes`, HLS the
+    dtypes its kernel registers; "yes" when that is all of them)."""
     rows = matrix()
     head = ["| op kind | dtypes | reference | C (host, M55) | C + MVE | HLS | TFLite operators | PyTorch |",
             "|---|---|---|---|---|---|---|---|"]
     mark = {True: "yes", False: "-"}
 
-    def int8(has: bool, dtypes: list[str]) -> str:
-        return ("int8" if len(dtypes) > 1 else "yes") if has else "-"
+    def mve(r: dict) -> str:
+        if not r["c_mve"] or not r["mve_dtypes"]:
+            return "-"
+        return "yes" if r["mve_dtypes"] == r["dtypes"] else ", ".join(r["mve_dtypes"])
 
-    body = [f"| `{kind}` | {', '.join(r['dtypes'])} | yes | {mark[r['c']]} | {int8(r['c_mve'], r['dtypes'])} | "
-            f"{int8(r['hls'], r['dtypes'])} | {', '.join(r['tflite']) or '-'} | {mark[r['torch']]} |"
+    def hls(r: dict) -> str:
+        if not r["hls"] or not r["hls_dtypes"]:
+            return "-"
+        return "yes" if r["hls_dtypes"] == r["dtypes"] else ", ".join(r["hls_dtypes"])
+
+    body = [f"| `{kind}` | {', '.join(r['dtypes'])} | yes | {mark[r['c']]} | {mve(r)} | "
+            f"{hls(r)} | {', '.join(r['tflite']) or '-'} | {mark[r['torch']]} |"
             for kind, r in rows.items()]
     return "\n".join(head + body) + "\n"
 

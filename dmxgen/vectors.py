@@ -19,6 +19,7 @@ from . import reference
 from .errors import DmxError
 from .graph import Graph
 from .graph.fixedpoint import quantize_float
+from .ops.gather import index_bound
 from .progress import progress
 
 _CACHE: OrderedDict[tuple, Vectors] = OrderedDict()
@@ -46,7 +47,8 @@ def input_range(graph: Graph, name: str) -> tuple[float, float] | None:
 
 
 def random_inputs(graph: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
-    """n sets of inputs: uniform int8 or int16 codes, or floats spread over the range the model quantizes."""
+    """n sets of inputs: uniform int8 or int16 codes, floats spread over the range the model quantizes,
+    or valid indices (uniform in [0, axis size)) for GATHER."""
     rng = np.random.default_rng(seed)
     sets = []
     for _ in range(n):
@@ -59,6 +61,8 @@ def random_inputs(graph: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
             elif t.dtype == "float32":
                 lo, hi = input_range(graph, name) or (-1.0, 1.0)
                 one.append(rng.uniform(lo, hi, size=t.shape).astype(np.float32))
+            elif t.dtype in ("int32", "int64") and index_bound(graph, name) is not None:
+                one.append(rng.integers(0, index_bound(graph, name), size=t.shape, dtype=np.int64).astype(t.dtype))
             else:
                 raise DmxError(f"cannot make random values for input {name!r} of type {t.dtype}")
         sets.append(one)
@@ -130,12 +134,12 @@ def compute(graph: Graph, lowered: Graph, n_random: int, seed: int, input_files=
         raise DmxError("no test inputs: ask for at least one random input or give an --input FILE.npy")
     same = [id(o) for o in lowered.ops] == [id(o) for o in graph.ops]
     outputs, layers = [], []
-    for s in progress(sets, desc="test vectors", unit="vector", leave=False):
-        values = reference.run(lowered, s, keep=True)
+    # run_each: the sets in batches through the reference, the same bits as one run per set
+    originals = iter([None] * len(sets)) if same else reference.run_each(graph, sets)
+    for values, original in progress(zip(reference.run_each(lowered, sets, keep=True), originals),
+                                     total=len(sets), desc="test vectors", unit="vector", leave=False):
         layers.append({i: values[op.outputs[0]] for i, op in enumerate(lowered.ops)})
-        if not same:
-            values = reference.run(graph, s)
-        outputs.append([np.asarray(values[name]) for name in graph.outputs])
+        outputs.append([np.asarray((values if same else original)[name]) for name in graph.outputs])
     v = Vectors(sets, outputs, layers, n_random, seed, [str(f) for f in input_files])
     if full_key is not None:
         _CACHE[full_key] = v

@@ -26,8 +26,9 @@ def verify_model(graph: Graph, path: str | Path, input_sets: list[list[np.ndarra
     outputs = {n: {"name": n, "max_abs_diff": 0.0, "mismatches": 0, "values": 0} for n in graph.outputs}
     layers = {op.name: {"name": op.name, "op": op.kind, "max_abs_diff": 0.0, "mismatches": 0} for op in graph.ops}
     compare_layers = per_layer and golden == "tflite"
-    for inputs in progress(input_sets, desc="verify", unit="input", leave=False):
-        values = reference.run(graph, inputs, keep=compare_layers)
+    answers = reference.run_each(graph, input_sets, keep=compare_layers)  # batched, as one run per set
+    for inputs, values in progress(zip(input_sets, answers), total=len(input_sets), desc="verify", unit="input",
+                                   leave=False):
         # isolated: a model that crashes the interpreter must not take dmxgen down with it
         gold, every = run_golden_layers(path, inputs, golden, n_outputs=len(graph.outputs), layers=compare_layers,
                                         isolate=True)

@@ -20,13 +20,13 @@ from dmxgen import reference
 from dmxgen.backends import host
 from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
-from dmxgen.graph import Graph, Op, Tensor
+from dmxgen.graph import Graph, Op
 from dmxgen.graph.entries import Entry, cross_entry, in_entry_order
 from dmxgen.graph.op import SPECS
 from dmxgen.ops._spec import ACTIVATION, WEIGHTS, OpSpec
 from dmxgen.plan import plan_memory
 from dmxgen.targets import export, verify_folder
-from dmxgen.testing.tflite_builder import ModelBuilder, small_cnn
+from dmxgen.testing.tflite_builder import small_cnn
 from tests.test_plan import ADD, check_no_overlap, t
 
 needs_gcc = pytest.mark.skipif(not host.have_compiler(), reason="no host C compiler")

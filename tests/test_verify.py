@@ -115,7 +115,7 @@ def test_inspect_sparse_l_90_shows_pruned_layers():
 
 
 def test_float_softmax_table_uses_libm_expf():
-    from dmxgen.frontends.tflite import _softmax_float_table
+    from dmxgen.frontends.tflite_ops.activations import _softmax_float_table
 
     t = _softmax_float_table(1.0, 0.1)
     assert t.dtype == np.float32 and t[255] == 1.0

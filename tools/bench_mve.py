@@ -11,6 +11,10 @@
     CMSIS-NN on the same emulator (measured in the same run, tools/bench_tflm.py); the target is fewer instructions than
     TFLM + CMSIS-NN on every model.
 (c) the same models per op kind: the scalar kernels against the MVE ones.
+(d) per model and weighted op kind (conv2d, depthwise_conv2d, fully_connected): MVE instructions per
+    multiply-accumulate and the ratio to a floor computed from the graph, per layer
+    MACs / 16 (one VMLADAVA per 16 int8 products) + (weight bytes + input bytes) / 16 (every weight
+    and input byte loaded once, 16 to a vector) + 3 per output (requantization).
 Every build must PASS (bit-exact against expected.h); the exit status is 1 otherwise.
 """
 from __future__ import annotations
@@ -82,8 +86,37 @@ def model_rows(names: list[str], out_root: Path) -> tuple[list[dict], bool]:
                 ops.setdefault(kinds[lc.index], [0, 0])[i] += lc.instructions
         rows.append({"model": name, "scalar": scalar.total_instructions, "mve": mve.total_instructions,
                      "tflm_cmsis_nn": measure_tflm(name, "cmsis-nn", out_root / f"{name}-dense")["instructions"],
-                     "passed": mve.passed and scalar.passed, "ops": ops})
+                     "passed": mve.passed and scalar.passed, "ops": ops, "layers": manifest["layers"],
+                     "per_layer": {lc.index: lc.instructions for lc in mve.layers}})
     return rows, ok
+
+
+def floor_instructions(layer: dict) -> float:
+    """The floor of one manifest layer (table (d)): MACs / 16 + (weights + inputs) / 16 + 3 per output."""
+    from math import prod
+
+    from dmxgen.report.macs import layer_macs
+
+    inputs = prod(layer["inputs"][0]) if layer.get("inputs") else 0
+    return layer_macs(layer) / 16 + (layer.get("dense_weight_bytes", 0) + inputs) / 16 + 3 * prod(layer["output"])
+
+
+def floor_rows(models: list[dict]) -> list[list[str]]:
+    """Table (d): per model and weighted kind, MACs, MVE instructions, instructions per MAC, floor, ratio."""
+    from dmxgen.report.macs import layer_macs
+
+    body = []
+    for r in models:
+        for kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            layers = [lay for lay in r["layers"] if lay["op"] == kind]
+            macs = sum(layer_macs(lay) for lay in layers)
+            if not macs:
+                continue
+            instr = sum(r["per_layer"].get(lay["index"], 0) for lay in layers)
+            floor = sum(floor_instructions(lay) for lay in layers)
+            body.append([r["model"], kind, f"{macs:,}", f"{instr:,}", f"{instr / macs:.2f}", f"{floor:,.0f}",
+                         f"{instr / floor:.2f}x"])
+    return body
 
 
 def op_rows(models: list[dict]) -> list[list[str]]:
@@ -127,6 +160,9 @@ def render(sparse: list[dict], models: list[dict]) -> str:
     if models:
         parts.append("(c) the same models, per op kind (summed over them): scalar vs MVE kernels\n" + table(
             op_rows(models), ["op", "scalar", "MVE", "speed-up"]))
+        parts.append("(d) MVE instructions per MAC and against the floor (MACs/16 + (weights + inputs)/16 + 3 per "
+                     "output)\n" + table(floor_rows(models), ["model", "op", "MACs", "MVE instructions",
+                                                              "per MAC", "floor", "to floor"]))
     note = ("QEMU 7.2 mps3-an547 Cortex-M55, -icount shift=5 (instructions = SysTick ticks / 1.024; every "
             "MVE instruction counts one); scalar = the same export built with -DDMX_NO_MVE")
     return "\n\n".join(parts + [note])

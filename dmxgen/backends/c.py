@@ -15,6 +15,7 @@ import numpy as np
 from ..codecs.policy import StoragePolicy
 from ..errors import DmxError
 from ..graph import Graph
+from ..ops.gather import index_bound
 from ..plan import Plan, plan_memory
 from . import c_render
 from .c_layers import Layer, Ref, Resolver, scratch_bytes
@@ -36,9 +37,10 @@ def tool_version() -> str:
 
 def _io_info(graph: Graph, name: str, role: str, param: str) -> dict:
     t = graph.tensors[name]
-    if t.dtype not in ("int8", "int16", "float32") and not (role == "output" and t.dtype in ("int32", "int64")):
+    indices = t.dtype in ("int32", "int64") and (role == "output" or index_bound(graph, name) is not None)
+    if t.dtype not in ("int8", "int16", "float32") and not indices:
         raise DmxError(f"model {role} {name!r} is {t.dtype}; the C backend takes int8, int16 or float32 "
-                       "(and int32 or int64 indices as outputs)")
+                       "(and int32 or int64 indices: outputs of ARG_MAX / ARG_MIN, inputs of GATHER)")
     q = t.quant
     return {"role": role, "name": name, "shape": list(t.shape), "dtype": t.dtype, "ctype": CTYPES[t.dtype],
             "elem_bytes": np.dtype(t.dtype).itemsize,
@@ -146,6 +148,7 @@ def write(prepared, folder: Path) -> dict:
         "arena_size": plan.arena_size, "alignment": plan.alignment, "layers": layers,
         "uses_in": inputs[0]["used"], "uses_out": outputs[0]["used"],
         "output_words": sum((io["size"] * io["elem_bytes"] + 3) // 4 for io in outputs),
+        "status": any(layer.info.get("status") for layer in layers),  # a GATHER may return DMX_ERROR_INDEX
     }
     ctx["entries"] = entry_functions(lowered, layers, inputs, outputs)
     ctx["states"] = state_regions(lowered, plan)
@@ -175,6 +178,7 @@ def entry_functions(graph: Graph, layers: list[Layer], inputs: list[dict], outpu
         functions.append({"name": name, "layers": mine, "params": params,
                           "unused": [p["param"] for p in params if p["param"] not in used],
                           "uses_arena": any(r.kind == "arena" for r in refs),
+                          "status": any(layer.info.get("status") for layer in mine),
                           "first_layer": indices[0], "last_layer": indices[-1]})
     return functions
 

@@ -4,7 +4,7 @@ int16 activations (zero point 0, so no input offset to fold), int8 weights store
 int64 bias (an int32 one widened), int64 accumulators. The kernels are the "s16" variants of
 the conv2d, depthwise_conv2d, fully_connected and matvec_dense templates
 (templates/c/kernels/s16/); in the MVE build their matrix-vector product is
-s16/matvec_dense_mve.c.j2's (CONV_2D, FULLY_CONNECTED; DEPTHWISE_CONV_2D stays scalar). The int8
+s16/matvec_dense_mve.c.j2's (CONV_2D, FULLY_CONNECTED) and s16/depthwise_conv2d_mve.c.j2. The int8
 resolvers in c_layers.py hand a 16x8 op over to these.
 """
 from __future__ import annotations

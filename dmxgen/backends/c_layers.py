@@ -51,11 +51,15 @@ def c_resolver(kind: str, kernels: dict[str, bool], calls: tuple[str, ...] = (),
 
 
 def _im2col_bytes(graph: Graph, op: Op) -> int:
-    """One output pixel's receptive field, unless the 1x1 convolution reads its input in place."""
-    if is_direct(graph, op):
-        return 0
+    """One output pixel's receptive field (a 16x8 layer's int16 patch), none for a 1x1 convolution that reads
+    its input in place; an int8 layer: two pixels' patches and their copy interleaved by 16-byte chunk
+    (2 * ceil16(K), the MVE kernel's pixel pairs: templates/c/kernels/conv2d_mve.c.j2)."""
     _, kh, kw, cin = graph.tensors[op.inputs[1]].shape
-    return kh * kw * cin * graph.tensors[op.inputs[0]].itemsize  # int16 patches for a 16x8 layer
+    itemsize = graph.tensors[op.inputs[0]].itemsize
+    direct, k = is_direct(graph, op), kh * kw * cin
+    if itemsize != 1:
+        return 0 if direct else k * itemsize
+    return 2 * (-(-k // 16) * 16) + (0 if direct else 2 * k)
 
 
 def _mean_sums_bytes(graph: Graph, op: Op) -> int:
@@ -138,7 +142,8 @@ class Resolver:
     def ref(self, layer: Layer, name: str, role: str = "in") -> Ref:
         t = self.g.tensors[name]
         ctype = {"int8": "int8_t", "float32": "float"}.get(t.dtype)
-        if t.dtype in ("int32", "int64") and getattr(SPECS[layer.kind], "writes_indices", False):  # arg_max's
+        spec = SPECS[layer.kind]  # the indices arg_max writes and gather reads
+        if t.dtype in ("int32", "int64") and any(getattr(spec, k, False) for k in ("writes_indices", "reads_indices")):
             ctype = f"{t.dtype}_t"
         if t.dtype == "int16" and "int16" in SPECS[layer.kind].dtypes:  # the kinds with int16 kernels
             ctype = "int16_t"
@@ -166,10 +171,25 @@ class Resolver:
         per_channel = bool(np.any(mult != mult[0]) or np.any(shift != shift[0]))
         if not per_channel:
             mult, shift = mult[:1], shift[:1]
-        return fields(mult=layer.array("mult", mult.astype(np.int32)),
-                      shift=layer.array("shift", shift.astype(np.int32)),
-                      per_channel=per_channel, single_rounding=ROUNDING[at.get("rounding", "double")],
-                      out_offset=at["output_offset"], act_min=at["act_min"], act_max=at["act_max"])
+        rounding = ROUNDING[at.get("rounding", "double")]
+        mult_sym = layer.array("mult", mult.astype(np.int32))
+        shift_sym = layer.array("shift", shift.astype(np.int32))
+        # The MVE kernels' split (dmx_requant_t): VQRDMULH after a left shift, VRSHL by `right`; single
+        # rounding as VMULH + VRSHL by shift + 1 when every shift <= -2 (a 64-bit product's rounding shift
+        # by 31 - shift >= 33 then only needs the product's high word).
+        left = right = Sym(None)
+        if rounding == 0:
+            if np.any(shift > 0):
+                left = layer.array("left", np.maximum(shift, 0).astype(np.int32), comment="MVE: max(shift, 0)")
+                right = layer.array("right", np.minimum(shift, 0).astype(np.int32), comment="MVE: min(shift, 0)")
+            else:
+                right = shift_sym  # min(shift, 0) is the shift itself
+        elif rounding == 1 and shift.size and np.all(shift <= -2):
+            right = layer.array("right", (shift + 1).astype(np.int32), comment="MVE: shift + 1 (single rounding)")
+        return fields(mult=mult_sym, shift=shift_sym,
+                      per_channel=per_channel, single_rounding=rounding,
+                      out_offset=at["output_offset"], act_min=at["act_min"], act_max=at["act_max"],
+                      left=left, right=right, all_right=rounding == 0 and bool(np.all(shift < 0)))
 
     def bias(self, op: Op, channels: int) -> np.ndarray:
         name = op.inputs[2] if len(op.inputs) > 2 else ""
@@ -344,7 +364,7 @@ class Resolver:
     def max_pool2d(self, layer: Layer, op: Op, i: int) -> None:
         self._pool(layer, op)
 
-    @c_resolver("pad", {"pad": INLINE})
+    @c_resolver("pad", {"pad": INLINE}, calls=("copy",))
     def pad(self, layer: Layer, op: Op, i: int) -> None:
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]  # int8, or float32 at the I/O
         out = self.g.tensors[op.outputs[0]]
@@ -471,7 +491,7 @@ class Resolver:
         ins = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(op.inputs)]
         layer.args = [Ref("list", items=ins, ctype="void"), self.out_ref(layer, op)]
 
-    @c_resolver("concat", {"concat": INLINE}, from_params=True)
+    @c_resolver("concat", {"concat": INLINE}, calls=("copy",), from_params=True)
     def concat(self, layer: Layer, op: Op, i: int) -> None:
         """Printed from its spec's kernel_params; registered here, not by _register_from_params,
         so that kernels.h keeps the order it had when concat had a resolver of its own."""
@@ -559,6 +579,8 @@ class Resolver:
             return fields(**values)
 
         layer.fields = members(op.spec.kernel_params(self.g, op))
+        if getattr(op.spec, "reports_status", False):  # a nonzero return makes dmx_model_run return DMX_ERROR_INDEX
+            layer.info["status"] = True
         acts = [op.inputs[k] for k in op.spec.activation_inputs(op)]
         ins = [self.ref(layer, n, f"in{k + 1}") for k, n in enumerate(acts)]
         listed = Ref("list", items=ins, ctype=ins[0].ctype if ins else "int8_t")
@@ -590,12 +612,17 @@ class Resolver:
         return layer
 
 
+# kinds whose kernel is one dmx_copy_strided (the MVE twin is copy_mve.c.j2's, for the support table)
+COPY_WALKS = ("transpose", "strided_slice")
+
+
 def _register_from_params() -> None:
     """Each kind printed from its spec's kernel_params whose kernel template exists gets the
     generic resolver (a claimed kind without the template is then reported by dmxgen.support)."""
     for kind, spec in SPECS.items():
         if spec.printed_from_params and kind not in C_RESOLVERS and (KERNEL_TEMPLATES / f"{kind}.c.j2").exists():
-            c_resolver(kind, {kind: INLINE}, from_params=True)(Resolver.from_params)
+            calls = ("copy",) if kind in COPY_WALKS else ()
+            c_resolver(kind, {kind: INLINE}, calls=calls, from_params=True)(Resolver.from_params)
 
 
 def copy_fields(walk: loops.Walk, elem_bytes: int) -> list[Field]:

@@ -31,18 +31,23 @@ _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.fmt, interface: str = "array",
               sample_inputs: list[np.ndarray], expected_outputs: list[np.ndarray],
               part: str = "xcu250-figd2104-2L-e", clock_ns: float = 5.0, reuse_factor: int = 1,
-              min_sparsity: float = HLS_STORAGE.min_sparsity, early_exit: dict | None = None) -> dict:
+              min_sparsity: float = HLS_STORAGE.min_sparsity, early_exit: dict | None = None,
+              state_resets: list[bool] | None = None) -> dict:
     """Write out_dir/hls/ for `graph` and return its manifest (per-layer formats and bytes).
 
     sample_inputs / expected_outputs hold one entry per test vector: an array
     (single-input / single-output graphs), a list of arrays in graph order, or a
     name -> array dict as `dmxgen.reference.run` returns. Float32 graph edges
-    (QUANTIZE in, DEQUANTIZE out) run on the host in tb.cpp; dmx_top is int8 only.
+    (QUANTIZE in, DEQUANTIZE out) run on the host in tb.cpp; dmx_top's ports carry int8 or int16 codes.
     csr/dcsr apply to layers with a kernel in that format and at least
     `min_sparsity` zeros, as in the C target; the others stay dense.
     early_exit (an early-exit graph, docs/early-exit.md): {"kind", "thresholds", "softmax" (the
     heads' integer-softmax constants), "exits" and "outputs" (the reference's exit and logits per
     vector)}; top.cpp then adds dmx_top_ee with an exit port, and tb.cpp checks it.
+    A model with state (an LSTM's, GRU's or SVDF's, spec.state_inputs) keeps it in static arrays across
+    calls of dmx_top, which gets a reset_state port; tb.cpp runs the vectors as one sequence of calls,
+    passing reset_state = state_resets[k] to call k (default: every vector from the reset state, as the
+    reference runs each one and the C harness resets before each).
     """
     _check_options(weight_format, interface, part, clock_ns, reuse_factor, min_sparsity)
     ins = _vectors(graph, graph.inputs, sample_inputs, "sample input")
@@ -53,6 +58,10 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
     if plan.entries and interface == "stream":
         raise DmxError("HLS backend: entry points need the array interface (a tensor that crosses entries "
                        "stays in a static buffer between calls, which a DATAFLOW stream cannot hold)")
+    stateful = [f"{layer.ident} ({layer.op.kind})" for layer in plan.layers if layer.ctx.get("states")]
+    resets = _state_resets(state_resets, len(ins), bool(stateful))
+    if stateful and early_exit:
+        raise DmxError(f"HLS backend: an early-exit top keeps no state; this model has {', '.join(stateful)}")
     hls = Path(out_dir) / "hls"
     for sub in ("layers", "kernels", "tb_data"):
         shutil.rmtree(hls / sub, ignore_errors=True)
@@ -66,7 +75,13 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
            "weight_format": weight_format, "reuse_factor": reuse_factor, "vectors": len(ins),
            "wiring": stream_wiring(plan) if interface == "stream" else array_wiring(plan)}
     ctx["entries"] = ctx["wiring"].get("entries", [])
+    ctx["stateful"] = stateful  # the layers keeping state across calls: dmx_top takes reset_state
+    for e in ctx["entries"]:
+        e["stateful"] = any(call["layer"].ctx.get("states") for call in e["calls"])
     ctx["early_exit"] = _early_exit_ctx(plan, ctx["entries"], early_exit)
+    if stateful:  # the layers keeping state across calls, and the tensors they keep
+        manifest["state"] = [{"layer": layer.ident, "tensors": [s["tensor"] for s in layer.ctx["states"]]}
+                             for layer in plan.layers if layer.ctx.get("states")]
     files = {"top.h": "top.h.j2", "top.cpp": "top.cpp.j2", "tb.cpp": "tb.cpp.j2", "run_hls.tcl": "run_hls.tcl.j2",
              "README.md": "README.md.j2"}
     for name, template in files.items():
@@ -80,11 +95,24 @@ def write_hls(graph: Graph, out_dir: Path, *, weight_format: str = HLS_STORAGE.f
         shutil.copyfile(_kernel_source(kernel), hls / "kernels" / kernel)
     _write(hls / "tb_data" / "input.dat", _dat(ins))
     _write(hls / "tb_data" / "expected.dat", _dat(outs))
+    if stateful:
+        _write(hls / "tb_data" / "reset.dat", "".join(f"{int(r)}\n" for r in resets))
     if early_exit:
         _write(hls / "tb_data" / "expected_ee.dat", _dat([[np.array([k]), np.asarray(v).reshape(-1)]
                                                           for k, v in zip(early_exit["exits"], early_exit["outputs"])]))
     _write(hls / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _state_resets(resets: list[bool] | None, vectors: int, stateful: bool) -> list[bool]:
+    """Per vector, does the testbench reset the state before it (default: always)."""
+    if resets is None:
+        return [True] * vectors
+    if not stateful:
+        raise DmxError("HLS backend: state_resets given, but the model keeps no state")
+    if len(resets) != vectors:
+        raise DmxError(f"HLS backend: {len(resets)} state resets for {vectors} vectors")
+    return [bool(r) for r in resets]
 
 
 def _check_options(weight_format: str, interface: str, part: str, clock_ns: float, reuse_factor: int,
@@ -127,8 +155,10 @@ def _vectors(graph: Graph, names: list[str], samples, what: str) -> list[list[np
             if a.size != t.size:
                 raise DmxError(f"HLS backend: {what} {k} for {name!r} has {a.size} values, "
                                f"shape {list(t.shape)} needs {t.size}")
-            if t.dtype == "int8" and (a.dtype.kind not in "iu" or a.min() < -128 or a.max() > 127):
-                raise DmxError(f"HLS backend: {what} {k} for {name!r} must be int8 values, got {a.dtype}")
+            if t.dtype in ("int8", "int16"):
+                info = np.iinfo(t.dtype)
+                if a.dtype.kind not in "iu" or a.min() < info.min or a.max() > info.max:
+                    raise DmxError(f"HLS backend: {what} {k} for {name!r} must be {t.dtype} values, got {a.dtype}")
             one.append(a.astype(t.dtype).reshape(-1))
         vectors.append(one)
     return vectors
@@ -151,8 +181,9 @@ def _early_exit_ctx(plan, entries: list, early_exit: dict | None) -> dict | None
     if not entries or len(plan.outputs) != len(early_exit["thresholds"]) + 1:
         raise DmxError("HLS backend: an early-exit top needs the entry points exit0 ... final (array interface)")
     sizes = {p.size for p in plan.outputs}
-    if len(sizes) != 1 or any(p.edge for p in plan.outputs) or len(plan.inputs) != 1:
-        raise DmxError("HLS backend: an early-exit top needs one input and int8 exit logits of one size")
+    if len(sizes) != 1 or any(p.edge or p.dtype != "int8" for p in plan.outputs) or len(plan.inputs) != 1 \
+            or plan.inputs[0].dtype != "int8":
+        raise DmxError("HLS backend: an early-exit top needs one int8 input and int8 exit logits of one size")
     return {**early_exit, "input": plan.inputs[0], "size": sizes.pop(), "n": len(early_exit["thresholds"])}
 
 
@@ -190,7 +221,7 @@ def _manifest(plan: Plan, weight_format: str, interface: str, part: str, clock_n
 
     def port(p: Port) -> dict:
         return {"name": p.graph_name, "port": p.ident, "values": p.size, "graph_dtype": p.graph_dtype,
-                "host": p.edge["kind"] if p.edge else None}
+                "dtype": p.dtype, "host": p.edge["kind"] if p.edge else None}
 
     entries = {"entries": [{"name": e.name, "top": f"{TOP}_{e.name}", "inputs": [p.ident for p in e.inputs],
                             "outputs": [p.ident for p in e.outputs], "layers": [la.ident for la in e.layers]}

@@ -18,21 +18,28 @@ from ..codecs.policy import Choice
 from ..errors import DmxError
 from ..graph import Graph, Op
 from ..ops import SPECS, Registry
+from ..ops.add import kernel_constants
 from ..ops.avg_pool2d import window_ends
 from ..graph import loops
 
-# kind -> its builder; `alias=True`: the op moves no data (its output names its input).
+# kind -> its builder; `alias=True`: the op moves no data (its output names its input); `dtypes`: the
+# activation dtypes (OpSpec.activation_dtype) its kernel runs, which hls_plan.py checks and the support
+# table prints.
 HLS_BUILDERS = Registry("hls", "HLS kernel")
+INT16 = ("int8", "int16")  # the kinds whose kernels also run TFLite's 16x8 (int16 activations)
 
 
 KERNEL_HEADERS = Path(__file__).resolve().parents[2] / "templates" / "hls" / "kernels"
 PARAMS_LAYER = "layers/_params.h.j2"  # the layer header of every kind printed from its kernel_params
+HEADERS = {"arg_max": "dmx_arg.h", "arg_min": "dmx_arg.h"}  # kernel headers not named dmx_<kind>.h
 
 
-def hls_builder(kind: str, alias: bool = False, template: str | None = None) -> Callable:
-    """Register `builder(OpContext) -> dict` (the layer template's values) for `kind`;
-    the layer header is templates/hls/layers/<kind>.h.j2 unless `template` names another."""
-    return HLS_BUILDERS.register(kind, alias=alias, template=template or f"layers/{kind}.h.j2")
+def hls_builder(kind: str, alias: bool = False, template: str | None = None,
+                dtypes: tuple[str, ...] = ("int8",)) -> Callable:
+    """Register `builder(OpContext) -> dict` (the layer template's values) for `kind`, whose kernel
+    runs the activation dtypes `dtypes`; the layer header is templates/hls/layers/<kind>.h.j2 unless
+    `template` names another."""
+    return HLS_BUILDERS.register(kind, alias=alias, template=template or f"layers/{kind}.h.j2", dtypes=dtypes)
 
 
 @dataclass
@@ -79,6 +86,11 @@ class OpContext:
         """A shape padded to the 4 dims the layer templates print (DmxError beyond 4)."""
         return loops.padded_shape(shape, self.where)
 
+    @property
+    def is_16x8(self) -> bool:
+        """int16 activations (TFLite's 16x8): an int64 bias and int64 accumulators."""
+        return self.graph.tensors[self.op.inputs[0]].dtype == "int16"
+
     def per_channel(self, key: str, channels: int) -> np.ndarray:
         return np.broadcast_to(np.atleast_1d(np.asarray(self.op.attrs[key], dtype=np.int64)), (channels,))
 
@@ -88,9 +100,12 @@ class OpContext:
 
 
 def _requant_arrays(c: OpContext, channels: int) -> dict:
+    """Bias (int32; int64 for 16x8, whose accumulators are int64), multipliers and shifts as ROMs."""
     bias_name = c.op.inputs[2] if len(c.op.inputs) > 2 else ""
-    bias = c.graph.tensors[bias_name].data if bias_name else np.zeros(channels, np.int32)
-    return {"bias": rom("bias", bias, "int32"),
+    wide = "int64" if c.is_16x8 else "int32"
+    bias = c.graph.tensors[bias_name].data if bias_name else np.zeros(channels, np.int64)
+    return {"bias": rom("bias", bias, wide), "acc_ctype": f"{wide}_t",
+            "rounding": _rounding(c),
             "multiplier": rom("multiplier", c.per_channel("multiplier", channels), "int32"),
             "shift": rom("shift", c.per_channel("shift", channels), "int8")}
 
@@ -100,9 +115,10 @@ def _activation(c: OpContext) -> dict:
 
 
 def _rounding(c: OpContext) -> str:
+    """double, single, or reduced (16x8's 64-bit MultiplyByQuantizedMultiplier; dmx_fixedpoint.h)."""
     rounding = c.op.attrs.get("rounding", "double")
-    if rounding not in ("single", "double"):
-        raise c.fail(f"requantization rounding {rounding!r} has no HLS kernel (single, double)")
+    if rounding not in ("single", "double", "reduced"):
+        raise c.fail(f"requantization rounding {rounding!r} has no HLS kernel (single, double, reduced)")
     return rounding
 
 
@@ -150,14 +166,13 @@ def _conv_geometry(c: OpContext) -> dict:
             "output_offset": int(at["output_offset"])}
 
 
-@hls_builder("conv2d")
+@hls_builder("conv2d", dtypes=INT16)
 def conv2d(c: OpContext) -> dict:
     geo = _conv_geometry(c)
-    return {**geo, **_activation(c), **_requant_arrays(c, geo["out_c"]), "rounding": _rounding(c),
-            "weights": encode_weights(c)}
+    return {**geo, **_activation(c), **_requant_arrays(c, geo["out_c"]), "weights": encode_weights(c)}
 
 
-@hls_builder("depthwise_conv2d")
+@hls_builder("depthwise_conv2d", dtypes=INT16)
 def depthwise_conv2d(c: OpContext) -> dict:
     geo = _conv_geometry(c)
     weights = encode_weights(c)  # always dense: the kernel walks taps x channels
@@ -166,13 +181,13 @@ def depthwise_conv2d(c: OpContext) -> dict:
             "depth_multiplier": int(c.op.attrs.get("depth_multiplier", 1))}
 
 
-@hls_builder("fully_connected")
+@hls_builder("fully_connected", dtypes=INT16)
 def fully_connected(c: OpContext) -> dict:
     rows, cols = c.graph.weights(c.op).shape
     at = c.op.attrs
     return {"batches": int(np.prod(c.shape(0))) // cols, "rows": rows, "cols": cols,
             "input_offset": int(at["input_offset"]), "output_offset": int(at["output_offset"]),
-            **_activation(c), **_requant_arrays(c, rows), "rounding": _rounding(c), "weights": encode_weights(c)}
+            **_activation(c), **_requant_arrays(c, rows), "weights": encode_weights(c)}
 
 
 def _binary(c: OpContext, keys: tuple[str, ...]) -> dict:
@@ -183,9 +198,9 @@ def _binary(c: OpContext, keys: tuple[str, ...]) -> dict:
         ctx[f"{side}_strides"] = list(walk.strides[index])
         ctx[f"{side}_size"] = t.size
         if t.is_const:  # a ROM inside the layer; run() takes only the activations
-            if t.dtype != "int8":
-                raise c.fail(f"constant input {t.name!r} is {t.dtype}; only int8 is supported")
-            ctx["roms"].append(rom(f"const_{side}", t.data, "int8"))
+            if t.dtype not in INT16:
+                raise c.fail(f"constant input {t.name!r} is {t.dtype}; only int8 and int16 are supported")
+            ctx["roms"].append(rom(f"const_{side}", t.data, t.dtype))
             ctx["args"].append(f"const_{side}")
         else:
             ctx["args"].append(f"in{len(ctx['args']) - len(ctx['roms'])}")
@@ -193,19 +208,25 @@ def _binary(c: OpContext, keys: tuple[str, ...]) -> dict:
     return {**ctx, **_activation(c)}
 
 
-@hls_builder("add")
+@hls_builder("add", dtypes=INT16)
 def add(c: OpContext) -> dict:
-    return _binary(c, ("input1_offset", "input2_offset", "output_offset", "left_shift", "input1_multiplier",
-                       "input1_shift", "input2_multiplier", "input2_shift", "output_multiplier", "output_shift"))
+    """The general kernel's constants (ops/add.py kernel_constants: int16's power-of-two path is the
+    general one with exact constants), under the names of add.h.j2."""
+    k = kernel_constants(c.op.a)
+    names = {"input1_offset": "in1_offset", "input2_offset": "in2_offset", "output_offset": "out_offset",
+             "left_shift": "left_shift", "input1_multiplier": "in1_mult", "input1_shift": "in1_shift",
+             "input2_multiplier": "in2_mult", "input2_shift": "in2_shift", "output_multiplier": "out_mult",
+             "output_shift": "out_shift"}
+    return {**_binary(c, ()), **{ours: int(k[theirs]) for ours, theirs in names.items()}}
 
 
-@hls_builder("mul")
+@hls_builder("mul", dtypes=INT16)
 def mul(c: OpContext) -> dict:
     return _binary(c, ("input1_offset", "input2_offset", "output_offset", "output_multiplier", "output_shift"))
 
 
-@hls_builder("avg_pool2d")
-@hls_builder("max_pool2d")
+@hls_builder("avg_pool2d", dtypes=INT16)
+@hls_builder("max_pool2d", dtypes=INT16)
 def pool(c: OpContext) -> dict:
     n, in_h, in_w, ch = c.shape(0)
     _, out_h, out_w, _ = c.out_shape
@@ -242,14 +263,14 @@ def softmax_gemmlowp(c: OpContext) -> dict:
     return {**_rows(c), **{k: int(c.op.attrs[k]) for k in ("input_multiplier", "input_left_shift", "diff_min")}}
 
 
-@hls_builder("requantize")
+@hls_builder("requantize", dtypes=INT16)
 def requantize(c: OpContext) -> dict:
     at = c.op.attrs
     return {"size": c.graph.tensors[c.op.outputs[0]].size,
             **{k: int(at[k]) for k in ("input_offset", "output_offset", "multiplier", "shift")}}
 
 
-@hls_builder("reshape", alias=True)
+@hls_builder("reshape", alias=True, dtypes=INT16)
 def reshape(c: OpContext) -> dict:
     return {}  # never a layer: hls_plan.py makes its output another name for its input
 
@@ -262,11 +283,13 @@ def copy_walk(walk: loops.Walk, where: str) -> dict:
             "dst_stride": list(dst)}
 
 
-@hls_builder("pad")
+@hls_builder("pad", dtypes=INT16)
 def pad(c: OpContext) -> dict:
     value = c.op.attrs["value"]
-    if not float(value).is_integer() or not -128 <= int(value) <= 127:
-        raise c.fail(f"padding value {value!r} is not an int8")
+    dtype = c.graph.tensors[c.op.outputs[0]].dtype
+    info = np.iinfo(dtype)
+    if not float(value).is_integer() or not info.min <= int(value) <= info.max:
+        raise c.fail(f"padding value {value!r} is not an {dtype}")
     before = tuple(int(p[0]) for p in c.op.attrs["paddings"])
     return {"walk": copy_walk(loops.pad(c.shape(0), c.out_shape, before), c.where),
             "in_size": loops.size(c.shape(0)), "out_size": loops.size(c.out_shape), "value": int(value)}
@@ -286,7 +309,7 @@ def reduce_max(c: OpContext) -> dict:
     return _reduction(c)
 
 
-@hls_builder("mean")
+@hls_builder("mean", dtypes=INT16)
 def mean(c: OpContext) -> dict:
     at = c.op.attrs
     return {**_reduction(c), "count": int(at["count"]), "input_offset": int(at["input_offset"]),
@@ -328,24 +351,42 @@ def from_params(c: OpContext) -> dict:
         return out
 
     body = members(c.op.spec.kernel_params(c.graph, c.op))
-    # the kernel takes every activation input in order; run() only the computed ones, a constant is a ROM
-    args, const_roms = [], []
+    # the kernel takes every activation input in order; run() only the computed ones, a constant is a ROM,
+    # and a state (spec.state_inputs) a static array of the layer kept across calls, reset from its ROM
+    args, const_roms, states = [], [], []
     for k in c.op.spec.activation_inputs(c.op):
         t = c.graph.tensors[c.op.inputs[k]]
-        if t.is_const:
+        if k in c.op.spec.state_inputs:
+            if not t.is_const:
+                raise c.fail(f"state {t.name!r} is not a constant holding its reset values")
+            const_roms.append(rom(f"reset_in{k}", t.data, t.dtype))
+            states.append({"name": f"state_in{k}", "reset": const_roms[-1], "tensor": t.name})
+            args.append(states[-1]["name"])
+        elif t.is_const:
             const_roms.append(rom(f"const_in{k}", t.data, t.dtype))
             args.append(const_roms[-1].name)
         else:
             args.append(f"in{len(args) - len(const_roms)}")
-    return {"members": body, "roms": roms, "in_sizes": sizes, "out_size": out_size, "header": f"dmx_{c.op.kind}.h",
-            "args": args, "const_roms": const_roms}
+    # run()'s argument types: input_t (the first computed input's), or their own (gather's int32 / int64 indices)
+    computed = [c.graph.tensors[c.op.inputs[k]].dtype for k in c.op.spec.activation_inputs(c.op)
+                if k not in c.op.spec.state_inputs and not c.graph.tensors[c.op.inputs[k]].is_const]
+    in_types = ["input_t" if d == computed[0] else f"{d}_t" for d in computed]
+    return {"members": body, "roms": roms, "in_sizes": sizes, "out_size": out_size, "header": kernel_header(c.op.kind),
+            "args": args, "const_roms": const_roms, "states": states, "in_types": in_types}
+
+
+def kernel_header(kind: str) -> str:
+    return HEADERS.get(kind, f"dmx_{kind}.h")
 
 
 def _register_from_params() -> None:
-    """Each kind printed from its spec's kernel_params whose kernel header exists gets `from_params`."""
+    """Each kind printed from its spec's kernel_params whose kernel header exists gets `from_params`,
+    for the integer dtypes its spec lists (those kernels take data_T / res_T and wide constants as
+    their ROMs' types, so int16 runs the int8 code)."""
     for kind, spec in SPECS.items():
-        if spec.printed_from_params and kind not in HLS_BUILDERS and (KERNEL_HEADERS / f"dmx_{kind}.h").exists():
-            hls_builder(kind, template=PARAMS_LAYER)(from_params)
+        if spec.printed_from_params and kind not in HLS_BUILDERS and (KERNEL_HEADERS / kernel_header(kind)).exists():
+            dtypes = tuple(d for d in spec.dtypes if d in INT16)
+            hls_builder(kind, template=PARAMS_LAYER, dtypes=dtypes)(from_params)
 
 
 _register_from_params()

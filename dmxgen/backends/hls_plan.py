@@ -2,7 +2,9 @@
 
 - Float edges: a float32 graph input read only by a QUANTIZE, and a float32
   graph output written by a DEQUANTIZE, stay on the host (the testbench does
-  them, as an FPGA host driver would); the top function takes and returns int8.
+  them, as an FPGA host driver would); the top function takes and returns integer codes.
+- Activations are int8 or int16 (TFLite's 16x8): every port, buffer and FIFO has its
+  tensor's type, and a layer runs only if its kind's HLS kernel takes that dtype.
 - RESHAPE moves no data: its output is another name for its input.
 - Every other op becomes one layer (a header with its ROM arrays and a `run`).
 - Wiring: local buffers for the array interface, one FIFO per consumer for the
@@ -16,9 +18,12 @@ from dataclasses import dataclass, field, replace
 from ..codecs import policy
 from ..errors import DmxError
 from ..graph import Graph, Op
+from ..ops.gather import index_bound
 from .hls_ops import HLS_BUILDERS, OpContext
 
 INTERFACES = ("array", "stream")
+ACTIVATION_DTYPES = ("int8", "int16")  # what ports, buffers and FIFOs carry (int16: TFLite's 16x8)
+INDEX_DTYPES = ("int32", "int64")  # indices an arg kind writes (spec.writes_indices), gather reads (reads_indices)
 
 
 @dataclass
@@ -31,6 +36,11 @@ class Port:
     graph_dtype: str
     size: int
     edge: dict | None = None  # host-side quantize/dequantize: {"kind", "scale", "zero_point"}
+    dtype: str = "int8"  # the codes the port carries (the integer tensor's dtype)
+
+    @property
+    def ctype(self) -> str:
+        return f"{self.dtype}_t"
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Plan:
     layers: list[Layer]
     sizes: dict[str, int]
     entries: list[EntryPoint] = field(default_factory=list)  # empty: the one top function, dmx_top
+    ctypes: dict[str, str] = field(default_factory=dict)  # tensor -> the C type of its codes (int8_t, int16_t)
 
 
 def _fail(graph: Graph, msg: str) -> DmxError:
@@ -93,24 +104,27 @@ def c_ident(name: str, taken: set[str]) -> str:
 
 
 def _host_op(graph: Graph, name: str, is_input: bool) -> Op | None:
-    """The QUANTIZE reading a float32 graph input, or the DEQUANTIZE writing a float32 output; None if int8."""
+    """The QUANTIZE reading a float32 graph input, or the DEQUANTIZE writing a float32 output; None if
+    the tensor is integer codes (int8, int16)."""
     t = graph.tensors[name]
     where = "input" if is_input else "output"
-    if t.dtype == "int8":
-        return None
+    if t.dtype in ACTIVATION_DTYPES or (t.dtype in INDEX_DTYPES and (not is_input or index_bound(graph, name))):
+        return None  # indices (arg_max's outputs, gather's inputs): build_plan checks
     if t.dtype != "float32":
-        raise _fail(graph, f"{where} {name!r} is {t.dtype}; the HLS top takes and returns int8 "
+        raise _fail(graph, f"{where} {name!r} is {t.dtype}; the HLS top takes and returns int8 or int16 "
                            "(float32 only through a QUANTIZE / DEQUANTIZE the host runs)")
     if is_input:
         users = graph.consumers(name)
-        if len(users) == 1 and users[0].kind == "quantize":  # float32 -> int8
+        if len(users) == 1 and users[0].kind == "quantize" and graph.tensors[users[0].outputs[0]].dtype \
+                in ACTIVATION_DTYPES:  # float32 -> int8 / int16
             return users[0]
         raise _fail(graph, f"float32 input {name!r} must feed exactly one QUANTIZE (the host quantizes it); "
                            f"it feeds {', '.join(repr(u.name) for u in users) or 'nothing'}")
     d = graph.producer(name)
-    if d is not None and d.kind == "dequantize" and graph.tensors[d.inputs[0]].dtype == "int8":
+    if d is not None and d.kind == "dequantize" and graph.tensors[d.inputs[0]].dtype in ACTIVATION_DTYPES:
         return d
-    raise _fail(graph, f"float32 output {name!r} must come from a DEQUANTIZE of int8 (the host dequantizes it)")
+    raise _fail(graph, f"float32 output {name!r} must come from a DEQUANTIZE of int8 or int16 "
+                       "(the host dequantizes it)")
 
 
 def _edges(graph: Graph) -> tuple[list[Port], list[Port], set[str]]:
@@ -127,6 +141,7 @@ def _edges(graph: Graph) -> tuple[list[Port], list[Port], set[str]]:
                 port.edge = {"kind": op.kind, "scale": float(op.attrs["scale"]),
                              "zero_point": int(op.attrs["zero_point"])}
                 host_ops.add(op.name)
+            port.dtype = graph.tensors[port.tensor].dtype
             ports[0 if is_input else 1].append(port)
     return ports[0], ports[1], host_ops
 
@@ -165,14 +180,21 @@ def build_plan(graph: Graph, weight_format: str, reuse_factor: int,
         if registered is not None and registered.alias:
             alias[op.outputs[0]] = op.inputs[0]
             continue
+        indices = INDEX_DTYPES if getattr(op.spec, "writes_indices", False) else ()
+        read = INDEX_DTYPES if getattr(op.spec, "reads_indices", False) else ()  # gather's second input
         for name in [n for n in op.inputs if n and not graph.tensors[n].is_const] + op.outputs[:1]:
-            if graph.tensors[name].dtype != "int8":
+            allowed = (indices if name == op.outputs[0] else ()) + (read if name in op.inputs[1:2] else ())
+            if graph.tensors[name].dtype not in ACTIVATION_DTYPES + allowed:
                 raise _fail(graph, f"layer {op.name!r} ({op.kind}) works on the {graph.tensors[name].dtype} tensor "
-                                   f"{name!r}; inside the top function every activation must be int8")
+                                   f"{name!r}; inside the top function every activation must be int8 or int16")
         try:
             builder = HLS_BUILDERS.lookup(op.kind, f"layer {op.name!r}")
         except DmxError as e:
             raise _fail(graph, str(e)) from None
+        dtype = op.spec.activation_dtype(graph, op)
+        if dtype not in builder.dtypes:
+            raise _fail(graph, f"layer {op.name!r} ({op.kind}) computes in {dtype}; its HLS kernel runs "
+                               f"{', '.join(builder.dtypes)} only")
         ctx = builder.fn(OpContext(graph, op, storage.get(op.name), reuse_factor))
         # run() takes the inputs the spec says are activations; constant ones are ROMs of the layer
         acts = [n for n in (op.inputs[k] for k in op.spec.activation_inputs(op)) if n and not graph.tensors[n].is_const]
@@ -185,7 +207,9 @@ def build_plan(graph: Graph, weight_format: str, reuse_factor: int,
         port.tensor = canon(port.tensor)
     _check_ports(graph, inputs, outputs)
     sizes = {name: t.size for name, t in graph.tensors.items()}
-    return Plan(inputs, outputs, layers, sizes, _entry_points(graph, inputs, outputs, layers))
+    ctypes = {name: f"{t.dtype}_t" for name, t in graph.tensors.items()
+              if t.dtype in ACTIVATION_DTYPES + INDEX_DTYPES}
+    return Plan(inputs, outputs, layers, sizes, _entry_points(graph, inputs, outputs, layers), ctypes)
 
 
 def _entry_points(graph: Graph, inputs: list[Port], outputs: list[Port], layers: list[Layer]) -> list[EntryPoint]:
@@ -218,7 +242,8 @@ def array_wiring(plan: Plan) -> dict:
     for layer in plan.layers:
         if layer.output not in names:
             names[layer.output] = f"t{len(buffers)}"
-            buffers.append({"name": names[layer.output], "size": layer.out_size, "tensor": layer.output})
+            buffers.append({"name": names[layer.output], "size": layer.out_size, "tensor": layer.output,
+                            "ctype": f"{layer.out_dtype}_t"})
     calls = [{"layer": layer, "args": [names[n] for n in layer.inputs] + [names[layer.output]]}
              for layer in plan.layers]
     entries = []
@@ -250,7 +275,7 @@ def stream_wiring(plan: Plan) -> dict:
         names = []
         for i, k in targets:
             name = f"s{len(fifos)}"
-            fifos.append({"name": name, "depth": plan.sizes[tensor] if deep else 0})
+            fifos.append({"name": name, "depth": plan.sizes[tensor] if deep else 0, "ctype": plan.ctypes[tensor]})
             fifo_of[(i, k)] = name
             names.append(name)
         return names + ([out_port[tensor]] if tensor in out_port else [])
@@ -262,10 +287,12 @@ def stream_wiring(plan: Plan) -> dict:
             fifo_of[targets[0]] = port.ident
         else:
             processes.append({"name": f"split_{port.ident}", "layer": None, "ins": [port.ident],
-                              "in_sizes": [port.size], "outs": writes(port.tensor), "out_size": port.size})
+                              "in_sizes": [port.size], "in_ctypes": [port.ctype], "outs": writes(port.tensor),
+                              "out_size": port.size, "out_ctype": port.ctype})
     for i, layer in enumerate(plan.layers):
         processes.append({"name": f"p_{layer.ident}", "layer": layer, "ins": [], "in_sizes": layer.in_sizes,
-                          "outs": writes(layer.output), "out_size": layer.out_size})
+                          "in_ctypes": [plan.ctypes[n] for n in layer.inputs], "outs": writes(layer.output),
+                          "out_size": layer.out_size, "out_ctype": plan.ctypes[layer.output]})
     for proc in processes:
         if proc["layer"] is not None:
             i = plan.layers.index(proc["layer"])

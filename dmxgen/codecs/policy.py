@@ -26,7 +26,7 @@ and `attrs`, so codecs still import numpy only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 

@@ -119,13 +119,15 @@ class Builder:
             if kind == "input":
                 fields, typ = frozenset({"output_format"}), "input"
             elif kind == "weighted":
-                fields = io | {"weight_format", "bias_format", "weight_sparseness", "requantization"}
+                fields = io | {"weight_format", "bias_format", "weight_sparseness", "requantization", "bias_correction"}
             elif kind in ("cat",) + BINARY_OPS:
                 fields, typ = io, kind
             elif kind in ("affine", "prelu"):
                 fields = io
-            elif kind in ("layernorm", "recurrent"):
+            elif kind == "layernorm":
                 fields = io
+            elif kind == "recurrent":
+                fields = io | {"bias_correction"}
             elif kind == "matmul":
                 fields, typ = io, kind
             elif kind == "lut":
@@ -210,6 +212,7 @@ class Builder:
                         raise DmxError(f"layer {name!r} ({type(layer).__name__}): requantization POWER_OF_TWO is "
                                        "for Linear and Conv1d/Conv2d layers with groups=1")
                     mod.pot = True
+                mod.correct_bias = cfg.bias_correction
                 explicit[id(mod.out_quant)] = cfg.output is not None
                 new = self._call(g, root, name, mod, (ins[0],))
             elif kind in BINARY_OPS:
@@ -244,6 +247,7 @@ class Builder:
                 for iq in in_quants:
                     constrain(iq, cfg.input, name)
                 mod = quant_recurrent(self.mods[node.target], activation_format(cfg.output), name)
+                mod.correct_bias = cfg.bias_correction
                 explicit[id(mod.out_quant)] = cfg.output is not None
                 new = self._call(g, root, name, mod, (ins[0],))
                 mod.set_inputs(in_quants)

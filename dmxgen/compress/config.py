@@ -33,6 +33,7 @@ FIELDS = {
     "strict": ("strict", lambda v: _parse_bool(v, "strict")),
     "requantization": ("requantization", lambda v: _parse_requantization(v)),
     "activation_calibration": ("calibration", parse_calibration),
+    "bias_correction": ("bias_correction", lambda v: _parse_bool(v, "bias_correction")),
 }
 REQUANTIZATIONS = {"MULTIPLIER": "multiplier", "POWER_OF_TWO": "power_of_two"}
 # keys that apply wherever another one does: strict modifies weight_sparseness
@@ -66,6 +67,7 @@ class LayerConfig:
     strict: bool = False  # an N:M pattern that does not fit the layer is an error, not a dense layer
     requantization: str = "multiplier"  # or power_of_two: shifts only (PSA-Compress's FPGA designs)
     calibration: Calibration = DEFAULT_CALIBRATION  # how the output's range is chosen (compress/calibration.py)
+    bias_correction: bool = True  # calibration removes the mean error of rounded weights (compress/bias_correction.py)
     set_fields: frozenset = frozenset()
     warnings: tuple[str, ...] = ()  # what the transform changed from the config (an N:M pattern skipped)
 

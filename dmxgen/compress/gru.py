@@ -47,8 +47,10 @@ class QuantGRU(QuantRecurrent):
 
     def _calibrate(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(self.rnn.num_layers):
+            inputs = x
             x = _float_layer(x, *(getattr(self.rnn, f"{p}_l{i}") for p in ("weight_ih", "weight_hh", "bias_ih",
                                                                                "bias_hh")))
+            self.observe_layer(i, inputs, x)
             if i < self.rnn.num_layers - 1:
                 self.layer_quants[i].observe(x)
         return x

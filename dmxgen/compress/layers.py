@@ -64,6 +64,10 @@ class QuantWeighted(_HasInputs):
         self.name = name
         self.out_quant = ActQuant(ofmt, label=name)
         self.register_buffer("weight_mask", torch.ones_like(layer.weight))
+        # added to the float bias before it is quantized (compress/bias_correction.py); set by calibration
+        self.register_buffer("bias_correction", torch.zeros(self.out_major(layer.weight).shape[0]))
+        self.correct_bias = True  # config `bias_correction`
+        self.bias_target: torch.Tensor | None = None  # the float mean output, during the correction run
         self.set_inputs([None])
         with torch.no_grad():
             w, _ = self.folded(masked=False)
@@ -107,6 +111,7 @@ class QuantWeighted(_HasInputs):
     def quantized(self):
         """(w_hat, w_codes, w_scales, b_hat, b_codes or None): what forward uses and export stores."""
         w, b = self.folded()
+        b = b + self.bias_correction
         w_hat, w_codes, w_scales = fake_quant_weight(w, self.wfmt, self.pot_scales(w))
         inq = self.in_quant
         if self._ready(inq):
@@ -118,6 +123,8 @@ class QuantWeighted(_HasInputs):
         if self.frozen is not None:  # inference copy for torch.export: integer path only
             w_codes, b_codes, consts = self.frozen
             return self.out_quant.dequantize(self.integer_forward(self.in_quant.codes(x), w_codes, b_codes, consts))
+        if self.bias_target is not None:
+            self._correct_bias(x)
         w_hat, w_codes, w_scales, b_hat, b_codes = self.quantized()
         y = apply_clamp(self._compute(x, w_hat, b_hat), self.clamp)
         if b_codes is None or not self._ready(self.out_quant):
@@ -125,6 +132,26 @@ class QuantWeighted(_HasInputs):
         with torch.no_grad():
             codes = self.integer_forward(self.in_quant.codes(x), w_codes, b_codes, self.requant_consts(w_scales))
         return self.out_quant.attach(y, self.out_quant.dequantize(codes))
+
+    def begin_bias_correction(self) -> None:
+        """Calibration starts: the old correction goes (compress/bias_correction.py sets a new one)."""
+        self.bias_correction.zero_()
+
+    def _correct_bias(self, x: torch.Tensor) -> None:
+        """The correction run reaches this layer (its inputs already corrected upstream): move the
+        bias by the float mean output per channel minus this layer's, before the clamp."""
+        from .bias_correction import sample_means, shrunk_shift
+
+        target, self.bias_target = self.bias_target, None
+        with torch.no_grad():
+            w_hat, _, _, b_hat, _ = self.quantized()
+            mine = sample_means(self._compute(x, w_hat, b_hat), 1 if self.is_conv else -1)
+            self.bias_correction.add_(shrunk_shift(target, mine).to(self.bias_correction.dtype))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state dict saved before bias correction existed has none: no correction
+        state_dict.setdefault(prefix + "bias_correction", torch.zeros_like(self.bias_correction))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     frozen = None
 

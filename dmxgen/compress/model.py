@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from ..errors import DmxError
+from .bias_correction import SampleStore, corrections, restore_corrections, weights_fingerprint
+from .bias_correction import correct as correct_biases
 from .calibration import finish as finish_calibration
 from .config import LayerConfig, LayerInfo, load_config
 from .layers import QuantWeighted
@@ -71,6 +73,9 @@ class Model(nn.Module):
 
     _export_checked = True  # set False by transform: the first calibration batch checks the export
     _calibrating_now = False
+    _samples = None  # the first calibration samples, while calibrating (compress/bias_correction.py)
+    _weights_seen = None  # the float weights' fingerprint at the first transform
+    _trained = False  # the weights changed since: bias corrections are kept, not measured again
 
     def transform(self, config=None) -> "Model":
         """Apply a config (YAML path or dict; None = INT8 everywhere) to the float net.
@@ -87,8 +92,12 @@ class Model(nn.Module):
         # attention and transformer layers rewritten once: the copy is the float net from now on, so
         # training updates it and a second transform starts from the trained weights
         object.__setattr__(self, "float_net", plain_layers(self.float_net))
+        kept = corrections(self.body) if self.transformed else {}
+        if self._weights_seen is None:
+            self._weights_seen = weights_fingerprint(self.float_net)
         gm, cfgs, layers = build_compressed(self.float_net, rules, source)
         self.body = gm
+        restore_corrections(gm, kept)  # a second transform keeps what training adapted to
         self.layer_configs, self.layers = cfgs, layers
         self.transformed = True
         self.config_source = source
@@ -102,6 +111,8 @@ class Model(nn.Module):
         tensors = bool(args) and all(isinstance(a, torch.Tensor) for a in args)
         if tensors:
             self.example_shape, self.example_shapes = tuple(args[0].shape), tuple(tuple(a.shape) for a in args)
+            if self._calibrating_now and self._samples is not None:
+                self._samples.add(args)  # for the bias correction run (compress/bias_correction.py)
         out = self.body(*args, **kwargs)
         if self._calibrating_now and not self._export_checked and tensors:
             self._export_checked = True
@@ -145,6 +156,13 @@ class Model(nn.Module):
         for q in quants:
             q.reset()
             q.calibrating = True
+        # compress/bias_correction.py: measured while the weights are the ones transform() saw; once
+        # they were trained, the training adapted to the corrections, which then stay as they are
+        self._trained = self._trained or weights_fingerprint(self.float_net) != self._weights_seen
+        corrected = [] if self._trained else [m for m in self.body.modules() if hasattr(m, "begin_bias_correction")]
+        for layer in corrected:
+            layer.begin_bias_correction()
+        self._samples = SampleStore()
         self._calibrating_now = True
         try:
             with torch.no_grad():
@@ -154,6 +172,13 @@ class Model(nn.Module):
             for q in quants:
                 q.calibrating = False
             finish_calibration(quants, self.body)  # MSE / PERCENTILE: ranges from histograms (compress/calibration.py)
+            samples, self._samples = self._samples.batch(), None
+            for layer in corrected:
+                if hasattr(layer, "end_bias_correction"):  # an LSTM or GRU: from its float calibration run
+                    layer.end_bias_correction()
+            weighted = [m for m in self.weighted_layers().values() if m.correct_bias and not self._trained]
+            if weighted and samples is not None and not self.uncalibrated():
+                correct_biases(self, weighted, samples)
             self.train(was_training)
 
     def check_calibrated(self, what: str = "export") -> None:

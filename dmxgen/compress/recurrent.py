@@ -180,6 +180,52 @@ class QuantRecurrent(_HasInputs):
         self.layer_quants = nn.ModuleList(ActQuant(ofmt, label=f"{name}.layer{i}") for i in range(rnn.num_layers - 1))
         self.out_quant = ActQuant(ofmt, label=name)
         self.set_inputs([None])
+        for i in range(rnn.num_layers):  # added to b_ih / b_hh before quantization (compress/bias_correction.py)
+            rows = getattr(rnn, f"weight_ih_l{i}").shape[0]
+            self.register_buffer(f"ih_correction_l{i}", torch.zeros(rows))
+            self.register_buffer(f"hh_correction_l{i}", torch.zeros(rows))
+        self.correct_bias = True  # config `bias_correction`
+        self._input_means: dict | None = None
+
+    def begin_bias_correction(self) -> None:
+        """Calibration starts: drop the old corrections; measure each layer's mean input and state."""
+        for name, b in self.named_buffers(recurse=False):
+            if "_correction_l" in name:
+                b.zero_()
+        self._input_means = {} if self.correct_bias else None
+
+    def observe_layer(self, i: int, x: torch.Tensor, outs: torch.Tensor) -> None:
+        """Layer i read x [N, T, in] and wrote outs [N, T, H] (float, from a zero state): keep each
+        sample's mean input and mean state read (h_{t-1}, h_0 = 0) over the steps."""
+        if self._input_means is None:
+            return
+        prev = torch.cat([outs.new_zeros(outs.shape[0], 1, outs.shape[2]), outs[:, :-1]], dim=1)
+        xs, hs = self._input_means.setdefault(i, ([], []))
+        xs.append(x.detach().double().mean(1))
+        hs.append(prev.detach().double().mean(1))
+
+    def end_bias_correction(self) -> None:
+        """Calibration ends: minus (w_hat - w) times the mean input (state), per gate row, into the
+        input (recurrent) bias, the mean pre-activation error that rounding the weights causes,
+        shrunk by its standard error over the samples (compress/bias_correction.py shrunk_shift)."""
+        from .bias_correction import shrunk_shift
+
+        means, self._input_means = self._input_means, None
+        hidden = self.rnn.hidden_size
+        for i, (xs, hs) in (means or {}).items():
+            for kind, per_sample in (("ih", torch.cat(xs)), ("hh", torch.cat(hs))):
+                w = getattr(self.rnn, f"weight_{kind}_l{i}").detach()
+                gates = [fake_quant_weight(w[k * hidden:(k + 1) * hidden], WEIGHT_FORMAT)[0]
+                         for k in range(w.shape[0] // hidden)]
+                errors = per_sample @ (torch.cat(gates).double() - w.double()).T  # [N, rows]
+                shift = shrunk_shift(torch.zeros_like(errors), errors)
+                getattr(self, f"{kind}_correction_l{i}").copy_(shift.float())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name, b in self.named_buffers(recurse=False):  # saved before bias correction existed: none
+            if "_correction_l" in name:
+                state_dict.setdefault(prefix + name, torch.zeros_like(b))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         rnn = self.rnn
@@ -210,7 +256,9 @@ class QuantRecurrent(_HasInputs):
         return tuple(list(column) for column in zip(*per_gate))
 
     def bias(self, i: int, rows: slice, which: tuple[str, ...] = ("ih", "hh")) -> torch.Tensor:
-        return sum(getattr(self.rnn, f"bias_{w}_l{i}").detach()[rows] for w in which)
+        """The float biases `which` of layer i's rows, each with its bias correction."""
+        return sum(getattr(self.rnn, f"bias_{w}_l{i}").detach()[rows] + getattr(self, f"{w}_correction_l{i}")[rows]
+                   for w in which)
 
     frozen = None
 
@@ -249,8 +297,10 @@ class QuantLSTM(QuantRecurrent):
     def _calibrate(self, x: torch.Tensor) -> torch.Tensor:
         """The float LSTM step by step, recording each layer's output and cell ranges."""
         for i in range(self.rnn.num_layers):
+            inputs = x
             x, cells = _float_layer(x, getattr(self.rnn, f"weight_ih_l{i}"), getattr(self.rnn, f"weight_hh_l{i}"),
                                     self.bias(i, slice(None)))
+            self.observe_layer(i, inputs, x)
             self.cell_ranges[i].observe(cells)
             if i < self.rnn.num_layers - 1:
                 self.layer_quants[i].observe(x)

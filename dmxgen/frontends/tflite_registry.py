@@ -1,7 +1,7 @@
 """The table of TFLite operators dmxgen reads: `@tflite_op` registers each operator's mapping.
 
-A mapping is a `_Reader` method (frontends/tflite.py) or a function of the same signature
-`(reader, op, ins, outs)` in a module of frontends/tflite_ops/ (one module per operator family).
+A mapping is a function `(reader, op, ins, outs)` in a module of frontends/tflite_ops/ (one module
+per operator family); `reader` is frontends/tflite.py's _Reader, whose helpers the mappings share.
 SUPPORTED, the support table (dmxgen/support.py) and the packed-weight reader are read from it.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ..ops import SPECS
 
 _OPNAME = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _ACTNAME = {v: k for k, v in vars(ActivationFunctionType).items() if not k.startswith("_")}
-# TFLite operator name -> (the _Reader method that maps it, the op kinds it may produce),
+# TFLite operator name -> (the function that maps it, the op kinds it may produce),
 # filled by @tflite_op; SUPPORTED and the support table (dmxgen/support.py) are read from it.
 OPERATORS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
 ARITY: dict[str, tuple[int, int]] = {}  # operator -> (fewest, most) inputs, from @tflite_op
@@ -25,7 +25,7 @@ MANY_OUTPUTS: set[str] = set()  # operators with several outputs (SPLIT): their 
 
 
 def tflite_op(name: str, *kinds: str, inputs: tuple[int, int], many_outputs: bool = False) -> Callable:
-    """Register a _Reader method as the mapping of TFLite operator `name` to one of `kinds`;
+    """Register a function as the mapping of TFLite operator `name` to one of `kinds`;
     `inputs`: the (fewest, most) inputs the operator takes, the ones beyond the fewest optional.
     A mapping returns (kind, attrs, inputs), or a list of (kind, attrs, inputs, outputs), one per op
     it lowers to (`many_outputs`: the operator writes several tensors, SPLIT)."""

@@ -25,7 +25,7 @@ from ..compress.layout import graph_shape, layout_of_rank, to_graph_order
 from ..compress.multi_io import examples as example_tensors, flatten, output_names, returned
 from ..compress.model import set_graph_builder
 from ..compress.pools import window_attrs
-from ..compress.intops import add_params, clamp_codes, conv_multipliers, mul_params, requant_params, sub_params
+from ..compress.intops import add_params, clamp_codes, mul_params, requant_params, sub_params
 from ..ops import SPECS, RegistrationError
 from ..compress.slicing import TUPLES
 from .torch_slices import graph_attrs

@@ -37,7 +37,7 @@ class Act16(OpSpec):
     """An elementwise int16 -> int16 activation through the rescaled input (subclasses: the kernel)."""
 
     Attrs = Act16Attrs
-    targets = ("c", "tflite")
+    targets = ("c", "hls", "tflite")
     dtypes = ("int16",)
 
     def inplace(self, op) -> bool:

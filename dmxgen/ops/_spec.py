@@ -48,6 +48,8 @@ class OpSpec:
     # one array per output (reference/__init__.py run_op_outputs).
     outputs: ClassVar[int] = 1
     dtypes: ClassVar[tuple[str, ...]] = ("int8",)  # activation dtypes the op supports
+    # the dtypes its MVE twin (targets "c_mve") runs; the others run the scalar kernel in the MVE build
+    mve_dtypes: ClassVar[tuple[str, ...]] = ("int8",)
     # Storage formats the kernels of every target read for the weights input (codecs/view.py
     # keeps the same table, since codecs import nothing; tests/ops/test_support.py holds them equal).
     weight_formats: ClassVar[tuple[str, ...]] = ()

@@ -62,7 +62,8 @@ class Add(BinarySpec):
     summary = "elementwise add with broadcasting"
     Attrs = AddAttrs
     targets = ("c", "c_mve", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 ADD (C, MVE: s16/add_mve.c.j2; HLS: int8)
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 ADD (C, MVE: s16/add_mve.c.j2, HLS)
+    mve_dtypes = dtypes
 
     def check(self, op, ins, out):
         a = op.a

@@ -23,7 +23,7 @@ class ArgSpec(OpSpec):
     """ARG_MAX / ARG_MIN: reference_ops::ArgMinMax, a strict comparison, so ties keep the first index."""
 
     Attrs = ArgAttrs
-    targets = ("c", "tflite")  # not HLS: its top takes and returns int8 only
+    targets = ("c", "hls", "tflite")
     pick = staticmethod(np.argmax)
     writes_indices = True  # the C backend passes its output as int32_t / int64_t (backends/c_layers.py ref)
 

@@ -44,7 +44,7 @@ class AvgPool2d(Pool2dSpec):
     summary = "2-D average pooling, NHWC"
     Attrs = AvgPool2dAttrs
     targets = ("c", "c_mve", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 average pool (C: scalar, also in the MVE build; HLS: int8)
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 average pool (C: scalar, also in the MVE build; HLS)
 
     def check(self, op, ins, out):
         a = op.a

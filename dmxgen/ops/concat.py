@@ -24,8 +24,9 @@ class Concat(OpSpec):
     kind = "concat"
     summary = "concatenation along `axis` of int8 tensors that share one scale and zero point"
     Attrs = ConcatAttrs
-    targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # codes are moved, whatever their width (HLS: int8 only)
+    targets = ("c", "c_mve", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # codes are moved, whatever their width
+    mve_dtypes = dtypes
     inputs = (ACTIVATION,)
     variadic = True
 

@@ -37,7 +37,8 @@ class Conv2d(ConvSpec):
     summary = "2-D convolution, NHWC input, OHWI weights, int32 bias"
     Attrs = Conv2dAttrs
     targets = ("c", "c_mve", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # int16: C (MVE matvec: s16/matvec_dense_mve.c.j2), no HLS yet
+    dtypes = ("int8", "int16")  # int16: C (MVE matvec: s16/matvec_dense_mve.c.j2), HLS (int64 accumulators)
+    mve_dtypes = dtypes
 
     def reference(self, op, args, out_t):
         x, w = args[0], args[1]

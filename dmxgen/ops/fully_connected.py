@@ -35,6 +35,7 @@ class FullyConnected(WeightedSpec):
     Attrs = FullyConnectedAttrs
     targets = ("c", "c_mve", "hls", "tflite", "torch")
     dtypes = ("int8", "int16")
+    mve_dtypes = dtypes
     # dcsr_gather: dCSR's gather-offset variant for single vectors (C only; the HLS target refuses it)
     weight_formats = ("dense", "csr", "dcsr", "dcsr_gather")
 

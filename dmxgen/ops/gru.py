@@ -6,7 +6,7 @@ Q3.12 and saturated, gemmlowp's int16 logistic and tanh, products rounded by a p
 state h is a convex mix of tanh values from 0, so |h| < 1: it lives on Q0.15 without calibration;
 its int8 rendering on the output's grid is the step's output and the recurrent matmul's input.
 Gates in PyTorch's order: reset, update, new. The reference starts every call from the state
-constant (zeros); the C model keeps the state across calls, as it keeps an LSTM's (docs/lstm.md).
+constant (zeros); the C model and the HLS top keep the state across calls, as an LSTM's (docs/lstm.md).
 """
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ class Gru(OpSpec):
     kind = "gru"
     summary = "int8 sequence GRU with an int16 Q0.15 state (dmxgen's own, the integer LSTM's arithmetic)"
     Attrs = GruAttrs
-    targets = ("c", "torch")
+    targets = ("c", "hls", "torch")
     inputs = (ACTIVATION,) + (WEIGHTS,) * 6 + (BIAS,) * 4 + (ACTIVATION,)
     weight_formats = ("dense",)
-    state_inputs = (H0,)  # the Q0.15 state: kept across calls by the C model, as the lstm's
+    state_inputs = (H0,)  # the Q0.15 state: kept across calls by the C model and the HLS top, as the lstm's
 
     def check(self, op, ins, out):
         a, x = op.a, ins[X]

@@ -63,7 +63,7 @@ class Lstm(OpSpec):
               + (BIAS,) * 4)  # layer-norm coefficients: dense int16 constants
     min_inputs = 15
     weight_formats = ("dense",)
-    state_inputs = (H0, C0)  # the output and cell states: kept across calls by the C model (docs/lstm.md)
+    state_inputs = (H0, C0)  # the output and cell states: kept across calls by the C model and HLS top (docs/lstm.md)
 
     def check(self, op, ins, out):
         a = op.a

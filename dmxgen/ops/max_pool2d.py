@@ -14,7 +14,7 @@ class MaxPool2d(Pool2dSpec):
     kind = "max_pool2d"
     summary = "2-D max pooling, NHWC"
     targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # a maximum of codes (HLS: int8 only)
+    dtypes = ("int8", "int16")  # a maximum of codes
 
     def reference(self, op, args, out_t):
         a = op.a

@@ -30,7 +30,7 @@ class Mean(OpSpec):
     summary = "int8 mean over axes"
     Attrs = MeanAttrs
     targets = ("c", "hls", "tflite")
-    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 MEAN, the same int32 sums (HLS: int8)
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 MEAN, the same int32 sums
 
     def check(self, op, ins, out):
         if out.dtype == "int16" and op.a.count > 1 << 16:  # TFLite sums int16 codes in int32

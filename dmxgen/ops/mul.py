@@ -29,7 +29,7 @@ class Mul(BinarySpec):
     summary = "elementwise multiply with broadcasting"
     Attrs = MulAttrs
     targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # int16: zero points 0, so the product of two codes fits int32 (HLS: int8)
+    dtypes = ("int8", "int16")  # int16: zero points 0, so the product of two codes fits int32
 
     def reference(self, op, args, out_t):
         x, y = args

@@ -20,8 +20,9 @@ class Pad(OpSpec):
     kind = "pad"
     summary = "constant padding"
     Attrs = PadAttrs
-    targets = ("c", "hls", "tflite")
-    dtypes = ("int8", "int16", "float32")  # HLS: int8 only
+    targets = ("c", "c_mve", "hls", "tflite")
+    dtypes = ("int8", "int16", "float32")  # HLS: int8 and int16
+    mve_dtypes = dtypes  # the copy kernel (copy_mve.c.j2) moves 1, 2 or 4 bytes
 
     def check(self, op, ins, out):
         want = tuple(d + a + b for d, (a, b) in zip(ins[0].shape, op.a.paddings))

@@ -47,7 +47,7 @@ class Prelu(OpSpec):
     summary = "int8 parametric ReLU with a broadcast alpha (PRELU, LEAKY_RELU)"
     Attrs = PreluAttrs
     targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # int16: TFLite's LEAKY_RELU (QuantizeLeakyRelu<int16_t>); HLS int8 only
+    dtypes = ("int8", "int16")  # int16: TFLite's LEAKY_RELU (QuantizeLeakyRelu<int16_t>)
 
     def inplace(self, op) -> bool:
         return True  # one value in, one value out, same bytes per value

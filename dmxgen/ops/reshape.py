@@ -18,8 +18,9 @@ class Reshape(OpSpec):
     kind = "reshape"
     summary = "new shape, same bytes"
     Attrs = ReshapeAttrs
-    targets = ("c", "hls", "tflite", "torch")  # HLS: an alias, no layer
+    targets = ("c", "c_mve", "hls", "tflite", "torch")  # HLS: an alias, no layer
     dtypes = DTYPES
+    mve_dtypes = DTYPES  # a copy (copy_mve.c.j2) of whatever width
 
     def check(self, op, ins, out):
         if ins[0].size != out.size:

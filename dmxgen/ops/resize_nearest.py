@@ -71,7 +71,7 @@ class ResizeNearest(OpSpec):
     summary = "nearest-neighbour resize of NHWC (a gathered copy through index tables)"
     Attrs = ResizeAttrs
     targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # codes are copied, whatever their width (HLS: int8 only)
+    dtypes = ("int8", "int16")  # codes are copied, whatever their width
 
     def check(self, op, ins, out):
         return check_resize(op, ins, out)

@@ -99,7 +99,7 @@ class Softmax16(OpSpec):
     kind = "softmax16"
     summary = "int16 softmax over the last axis (TFLite's exp and reciprocal tables, output 1/32768)"
     Attrs = Softmax16Attrs
-    targets = ("c", "tflite")
+    targets = ("c", "hls", "tflite")
     dtypes = ("int16",)
 
     def check(self, op, ins, out):

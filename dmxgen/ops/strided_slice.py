@@ -40,8 +40,9 @@ class StridedSlice(OpSpec):
     kind = "strided_slice"
     summary = "in[begin:end:step] per dim (a strided copy)"
     Attrs = StridedSliceAttrs
-    targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # codes are moved, whatever their width (HLS: int8 only)
+    targets = ("c", "c_mve", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # codes are moved, whatever their width
+    mve_dtypes = dtypes
 
     def check(self, op, ins, out):
         a, shape = op.a, ins[0].shape

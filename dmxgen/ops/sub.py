@@ -23,7 +23,7 @@ class Sub(BinarySpec):
     summary = "elementwise subtract with broadcasting"
     Attrs = AddAttrs  # PrepareGeneralSubOp derives ADD's constants (graph/quant_params.py sub_params)
     targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 SUB (HLS: int8)
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 SUB
 
     def check(self, op, ins, out):
         a = op.a

@@ -7,7 +7,7 @@ dot products with its `rank` filters' memories. The arithmetic is LiteRT's EvalI
 (reference/svdf.h) and TFLite Micro's EvalIntegerSvdfReference, which agree once the state's zero
 point is 0 (LiteRT ignores it; dmxgen requires it); they differ only in how the multipliers are
 derived (the frontend, docs/svdf.md). Neither applies the fused activation in the integer kernel.
-The state is kept across calls by the C model, as TFLite keeps its variable tensor across invokes.
+The state is kept across calls by the C model and the HLS top, as TFLite keeps its variable tensor across invokes.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Svdf(OpSpec):
     # the weights are dense constants read in place (the `bias` role, as transpose_conv's), the state an
     # activation the C model keeps in its arena
     inputs = (ACTIVATION, BIAS, BIAS, BIAS, ACTIVATION)
-    state_inputs = (STATE,)  # kept across calls by the C model (docs/svdf.md)
+    state_inputs = (STATE,)  # kept across calls by the C model and the HLS top (docs/svdf.md)
 
     def check(self, op, ins, out):
         a = op.a

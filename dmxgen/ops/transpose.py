@@ -27,8 +27,9 @@ class Transpose(OpSpec):
     kind = "transpose"
     summary = "permute the dims (a strided copy)"
     Attrs = TransposeAttrs
-    targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # codes are moved, whatever their width (HLS: int8 only)
+    targets = ("c", "c_mve", "hls", "tflite", "torch")
+    dtypes = ("int8", "int16")  # codes are moved, whatever their width
+    mve_dtypes = dtypes
 
     def check(self, op, ins, out):
         perm, rank = tuple(op.a.perm), len(ins[0].shape)

@@ -56,7 +56,7 @@ class TransposeConv(OpSpec):
     summary = "transposed 2-D convolution, NHWC input, OHWI weights, int32 bias"
     Attrs = TransposeConvAttrs
     targets = ("c", "hls", "tflite", "torch")
-    dtypes = ("int8", "int16")  # int16: TFLite's 16x8, scalar C only (HLS: int8 only)
+    dtypes = ("int8", "int16")  # int16: TFLite's 16x8 (C: scalar only; HLS)
     inputs = (ACTIVATION, BIAS, BIAS)  # input, weights, bias: constants read dense (see the docstring)
     min_inputs = 2
 

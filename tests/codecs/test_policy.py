@@ -130,8 +130,8 @@ def test_budget_refuses_weights_over_it():
     need = assign(g, StoragePolicy("dense"))["fc"].nbytes
     assert need == 16 * 64
     assert assign(g, StoragePolicy("dense", budget_bytes=need))["fc"].fmt == "dense"
-    with pytest.raises(PolicyError, match=f"the weights take 1,024 B in the chosen formats, over the budget of "
-                                          f"1,023 B"):
+    with pytest.raises(PolicyError, match="the weights take 1,024 B in the chosen formats, over the budget of "
+                                          "1,023 B"):
         assign(g, StoragePolicy("dense", budget_bytes=need - 1))
     small = assign(g, StoragePolicy("auto", budget_bytes=need - 1))["fc"]  # auto fits
     assert small.nbytes < need

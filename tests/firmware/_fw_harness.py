@@ -66,3 +66,17 @@ def corrupt_expected(folder: Path, index: int = 0) -> tuple[str, str]:
     values[pos] = old.replace(old_value, new_value)
     path.write_text(text[:body_start] + ",".join(values) + text[body_end:])
     return old_value, new_value
+
+
+def mve_and_scalar(out: Path, want: np.ndarray) -> dict[str, tuple[int, int]]:
+    """Build and run an exported folder twice on QEMU, with MVE and with -DDMX_NO_MVE; both must PASS
+    and print `want` (the reference's outputs, flattened). Per layer: (MVE, scalar) instructions."""
+    runs = {}
+    for build, flags in {"mve": "", "scalar": "-DDMX_NO_MVE"}.items():
+        r = firmware.run(out, build_dir=out / f"build-{build}", extra_cflags=flags)
+        assert r.passed, f"M55 {build}: {r.verdict}\n{r.log[-2000:]}"
+        got = np.array(r.outputs, dtype=want.dtype)
+        assert got.shape == want.shape and got.tobytes() == want.tobytes(), f"M55 {build} outputs differ"
+        runs[build] = {c.name: c.instructions for c in r.layers}
+    assert runs["mve"].keys() == runs["scalar"].keys()
+    return {name: (n, runs["scalar"][name]) for name, n in runs["mve"].items()}

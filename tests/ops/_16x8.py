@@ -9,14 +9,10 @@ The bias values are multiplied by `bias_mult` (256 keeps their share of the accu
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from ai_edge_litert import schema_py_generated as S
 
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-# the HLS target, for the 16x8 target tests' parametrizations: skipped, with the reason
-HLS16 = pytest.param("hls", marks=pytest.mark.skip(reason="the HLS backend is int8-only: it refuses int16 layers "
-                                                         "(hls_plan.py)"), id="hls")
 TYPES = {"int64": (S.TensorType.INT64, np.int64), "int32": (S.TensorType.INT32, np.int32)}
 
 

@@ -58,8 +58,15 @@ def targets(*kinds: str) -> list:
 
 
 def targets16(*kinds: str) -> list:
-    """The targets of `kinds` that run int16 activations: not HLS, whose top and layers are int8."""
-    return [p for p in targets(*kinds) if p.values[0] != "hls"]
+    """The targets of `kinds` that run int16 activations: HLS only if every kind's HLS kernel registers
+    int16 (backends/hls_ops.py `dtypes`)."""
+    from dmxgen.backends.hls_ops import HLS_BUILDERS
+
+    def hls16(kind: str) -> bool:
+        entry = HLS_BUILDERS.entries.get(kind)
+        return entry is not None and "int16" in entry.dtypes
+
+    return [p for p in targets(*kinds) if p.values[0] != "hls" or all(hls16(k) for k in kinds)]
 
 
 @dataclass

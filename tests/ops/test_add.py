@@ -11,7 +11,6 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.graph.fixedpoint import multiply_by_quantized_multiplier as mbqm
 from dmxgen.ops.add import AddAttrs, kernel_constants, pot_operands
-from dmxgen.targets import export
 from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, check_case, save
@@ -249,7 +248,7 @@ def test_add_mixed_int8_int16_is_refused(tmp_path):
         load_tflite(save(m, tmp_path, ins, [y]))
 
 
-@pytest.mark.parametrize("target", targets16("add"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("add"))
 def test_add_int16_on_targets(tmp_path, target):
     cases = {f"{name}_s16": case16("ADD", name) for name in CASES16}
     cases["same_shape_s8"] = case("same_shape")  # the int8 kernel (MVE) beside the int16 one in one build
@@ -260,10 +259,3 @@ def test_add_int16_on_targets(tmp_path, target):
 def test_add_int16_alone_on_the_m55(tmp_path, target):
     """No int8 ADD in the model: the MVE build's kernels.h declares dmx_add_t from the int16 variant."""
     check_targets(tmp_path, target, {"general_s16": case16("ADD", "relu")})
-
-
-def test_add_int16_on_hls_is_refused(tmp_path):
-    c = case16("ADD", "same_shape")
-    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
-    with pytest.raises(DmxError, match="int16"):
-        export(g, tmp_path / "hls", targets=("hls",), n_vectors=1)

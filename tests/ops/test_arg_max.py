@@ -1,7 +1,7 @@
 """ARG_MAX: int8 along every axis (negative ones too), int32 and int64 indices, ties (the first index wins),
-zero points at the range ends, on the targets (host C and the M55, both index types), and the refusals;
-test_arg_min.py runs the same cases for ARG_MIN. The HLS top takes and returns int8 only: it refuses the
-indices in one line."""
+zero points at the range ends, on the targets (host C, HLS csim and the M55, both index types), and the
+refusals; test_arg_min.py runs the same cases for ARG_MIN. The HLS top returns the indices on int32_t /
+int64_t ports."""
 from __future__ import annotations
 
 import numpy as np
@@ -98,12 +98,19 @@ def test_arg_max_refusals(tmp_path, kw, message):
         load_tflite(save(m, tmp_path, [x], [y]))
 
 
-def test_hls_refuses_index_outputs_in_one_line(tmp_path):
+@pytest.mark.parametrize("opname,index", [("ARG_MAX", "int32"), ("ARG_MIN", "int64")])
+def test_hls_index_outputs_are_ports_of_the_index_type(tmp_path, opname, index):
+    """The indices leave dmx_top as they are (no host edge): an int32_t or int64_t port, so both interfaces'
+    ports, buffers and FIFOs carry the index type."""
     from dmxgen.targets import export
 
-    m, x, y = arg_model("ARG_MAX", (2, 5), 1)
-    with pytest.raises(DmxError, match=r"HLS backend: output 'y' is int32; the HLS top takes and returns int8"):
-        export(save(m, tmp_path, [x], [y]), tmp_path / "out", targets=("hls",))
+    m, x, y = arg_model(opname, (2, 5), 1, index=index)
+    for interface in ("array", "stream"):
+        out = tmp_path / interface
+        manifest = export(save(m, tmp_path, [x], [y]), out, targets=("hls",), hls={"interface": interface})
+        top = (out / "hls" / "top.h").read_text()
+        port = f"{index}_t out0[DMX_OUT0_SIZE]" if interface == "array" else f"hls::stream<{index}_t> &out0"
+        assert port in top and manifest["hls"]["outputs"][0]["host"] is None
 
 
 def test_c_refuses_indices_that_feed_another_layer(tmp_path):

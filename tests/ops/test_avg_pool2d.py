@@ -197,7 +197,7 @@ def test_avg_pool2d_window_divisor_int16_is_torchs_count_include_pad(name):
     assert got.dtype == np.int16 and np.array_equal(got.astype(np.int64), want)
 
 
-@pytest.mark.parametrize("target", targets16("avg_pool2d"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("avg_pool2d"))
 def test_avg_pool2d_int16_on_targets(tmp_path, target):
     cases = all16()
     cases.update({f"{name}_s16": Case(window_graph(name, "int16")[0], [], [], n=4, seed=9)
@@ -213,12 +213,6 @@ def test_avg_pool2d_int16_alone_on_the_m55(tmp_path, target):
     """No int8 pooling in the model: the MVE build declares both structs from the int16 variants (the
     window kernel prints avg_pool2d's too; the firmware runs the first case of every three)."""
     check_targets(tmp_path, target, {"window_s16": Case(window_graph("window_3x3_s2_p1", "int16")[0], [], [], n=2)})
-
-
-def test_avg_pool2d_int16_on_hls_is_refused(tmp_path):
-    g = load_tflite(save(case16("valid_2x2_s2").m, tmp_path, [0], [1]))
-    with pytest.raises(DmxError, match="int16"):
-        export(g, tmp_path / "hls", targets=("hls",), n_vectors=1)
 
 
 def test_avg_pool2d_int16_refuses_a_window_whose_int32_sum_can_overflow(tmp_path):

@@ -8,7 +8,7 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._16x8 import HLS16, loaded_case, to_16x8
+from ._16x8 import loaded_case, to_16x8
 from ._harness import Case, bias, case_sets, check, check_case, compare, save, weights
 from ._targets import check_targets, targets, targets16
 
@@ -265,7 +265,7 @@ def test_conv2d_16x8_accumulator_bound(tmp_path):
         load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
 
 
-@pytest.mark.parametrize("target", targets16("conv2d") + [HLS16])
+@pytest.mark.parametrize("target", targets16("conv2d"))
 def test_conv2d_16x8_on_targets(tmp_path, target):
     """With two int8 cases in the same build: the int8 and int16 kernels printed side by side."""
     cases = {"int8_same_s1": case("same_s1"), "int8_k1x1": case("k1x1")}

@@ -8,7 +8,7 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._16x8 import HLS16, to_16x8
+from ._16x8 import to_16x8
 from ._harness import Case, bias, check_case, save, weights
 from ._targets import check_targets, targets, targets16
 from .test_conv2d import out_size
@@ -163,7 +163,7 @@ def test_depthwise_16x8_refuses_an_int32_bias(tmp_path, semantics):
         load_tflite(save(c.m, tmp_path, c.inputs, c.outputs), semantics=semantics)
 
 
-@pytest.mark.parametrize("target", targets16("depthwise_conv2d") + [HLS16])
+@pytest.mark.parametrize("target", targets16("depthwise_conv2d"))
 def test_depthwise_16x8_on_targets(tmp_path, target):
     """With two int8 cases in the same build: the int8 (MVE on the M55) and int16 kernels side by side."""
     cases = {"int8_mult2": case("mult2"), "int8_per_tensor": case("per_tensor")}

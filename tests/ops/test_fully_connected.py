@@ -14,7 +14,7 @@ from dmxgen.errors import DmxError
 from dmxgen.targets import export
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._16x8 import HLS16, loaded_case, to_16x8
+from ._16x8 import loaded_case, to_16x8
 from ._harness import Case, bias, case_sets, check_case, compare, input_sets, save, weights
 from ._targets import check_targets, targets, targets16
 
@@ -228,7 +228,7 @@ def test_fc_16x8_int32_bias_type_without_bias(tmp_path):
         assert np.unique(compare(path, case_sets(c, g), semantics)).size > 20
 
 
-@pytest.mark.parametrize("target", targets16("fully_connected") + [HLS16])
+@pytest.mark.parametrize("target", targets16("fully_connected"))
 def test_fc_16x8_on_targets(tmp_path, target):
     """LiteRT's and TFLite Micro's semantics on every case, and the int32-bias case (TFLM's only); two int8
     cases in the same build, so that the int8 and int16 kernels are printed side by side."""

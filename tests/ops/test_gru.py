@@ -1,11 +1,13 @@
 """gru (dmxgen's own kind, no TFLite builtin): the reference against a float64 GRU, shape checks,
-the C kernel against the reference on the host and the M55, the state kept across C runs.
+the C (host, M55) and HLS kernels against the reference, the state kept across C runs and HLS calls.
 
 There is no golden to be bit-exact with; the arithmetic is the integer LSTM's pieces (docs/lstm.md#gru),
 so the checks are: the reference stays within a few output codes of the float GRU it quantizes, and
 the fake-quantized PyTorch layer computes its codes to the bit (tests/torch/test_lstm_torch.py).
 """
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from dmxgen.targets import export
 
 from ._harness import Case
 from ._targets import check_targets, targets
+from .test_lstm import run_hls_sequence
 
 GATES = ("reset", "update", "new")
 VALID_ATTRS = [{"input_zp": 3, "state_zp": -2, "input_multiplier": [1374389535] * 3, "input_shift": [-1] * 3,
@@ -206,6 +209,23 @@ def test_gru_state_is_kept_across_runs_and_reset(tmp_path):
     assert np.array_equal(reset.outputs[1][0].reshape(2, 4, 6), from_reset)
     assert not np.array_equal(from_reset, want[:, 4:])  # the state matters: the two differ
     assert "dmx_model_reset_state" in (out / "model.h").read_text()
+
+
+@pytest.mark.skipif(shutil.which("g++") is None or shutil.which("make") is None, reason="HLS csim needs g++, make")
+@pytest.mark.parametrize("interface", ["array", "stream"])
+def test_gru_hls_state_is_kept_across_calls_and_reset(tmp_path, interface):
+    """dmx_top keeps each layer's Q0.15 state across calls: two calls without reset_state are one sequence of
+    twice the steps; a call with reset_state runs from the zero state again (as the C model)."""
+    spec = (8, 5, (8, 6), 4, 2, 1.5, -5, (0, 3))
+    g_short, g_long = case_graph(*spec), case_graph(*spec[:3], 2 * spec[3], *spec[4:])  # the same weights
+    rng = np.random.default_rng(5)
+    a, b = (rng.integers(-128, 128, (2, 4, 5)).astype(np.int8) for _ in range(2))
+    want = reference.run(g_long, [np.concatenate([a, b], axis=1)])[g_long.outputs[0]]
+    from_reset = reference.run(g_short, [b])[g_short.outputs[0]]
+    assert not np.array_equal(from_reset, want[:, 4:])  # the state matters: the two differ
+    top = run_hls_sequence(tmp_path, g_short, [[a], [b], [b]], [[want[:, :4]], [want[:, 4:]], [from_reset]],
+                           [True, False, True], interface)
+    assert "bool reset_state" in top and "l0_gru (gru), l1_gru (gru)" in top
 
 
 def test_gru_state_shared_by_two_layers_is_refused(tmp_path):

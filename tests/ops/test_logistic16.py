@@ -56,7 +56,7 @@ def test_tflm_takes_an_output_scale_near_1_32768(tmp_path):
     assert np.unique(mine).size > 1000
 
 
-@pytest.mark.parametrize("target", targets16("logistic16"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("logistic16"))
 def test_logistic16_on_targets(tmp_path, target):
     check_targets(tmp_path, target, target_cases("LOGISTIC", target))
 

@@ -19,11 +19,13 @@ from click.testing import CliRunner
 from dmxgen import firmware, reference
 from dmxgen.backends import host
 from dmxgen.backends.c import manifest_io
+from dmxgen.backends.hls import write_hls
 from dmxgen.backends.hls_csim import run_csim
 from dmxgen.cli import main
 from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.ops._lstm_int import SIGMOID_TABLE_U16
+from dmxgen.pipeline import lower
 from dmxgen.plan import plan_memory
 from dmxgen.targets import export
 from dmxgen.testing.tflite_builder import ModelBuilder
@@ -311,6 +313,71 @@ def test_lstm_state_is_kept_across_runs_and_reset(tmp_path):
         it.set_tensor(it.get_input_details()[0]["index"], chunk)
         it.invoke()
         assert np.array_equal(it.get_tensor(it.get_output_details()[0]["index"]).reshape(-1), got[0])
+
+
+_needs_gxx = pytest.mark.skipif(shutil.which("g++") is None or shutil.which("make") is None,
+                                reason="HLS csim needs g++ and make")
+
+
+def run_hls_sequence(tmp_path, graph, vectors, expected, resets, interface="array") -> str:
+    """The HLS export of `graph` with `vectors` as one sequence of dmx_top calls, call k with
+    reset_state = resets[k]; asserts the csim (ASan, UBSan) gives `expected` to the bit, returns top.h."""
+    out = tmp_path / f"hls_{interface}"
+    write_hls(lower(graph, []), out, interface=interface, sample_inputs=vectors, expected_outputs=expected,
+              state_resets=resets)
+    assert (out / "hls" / "tb_data" / "reset.dat").read_text() == "".join(f"{int(r)}\n" for r in resets)
+    r = run_csim(out, opt="-O1", sanitize=True)
+    values = sum(np.asarray(e).size for e in expected)
+    assert r.returncode == 0 and f"PASS: {len(vectors)} vectors, {values} output values bit-exact" in r.stdout, (
+        r.stdout[-3000:] + r.stderr[-3000:])
+    return (out / "hls" / "top.h").read_text()
+
+
+@_needs_gxx
+@pytest.mark.parametrize("interface", ["array", "stream"])
+def test_lstm_hls_state_is_kept_across_calls_and_reset(tmp_path, interface):
+    """dmx_top keeps the states across calls: two calls without reset_state are one sequence of twice the
+    steps; a call with reset_state runs from the reset state again (as the C model, docs/lstm.md)."""
+    steps, kw = 3, dict(batch=2, n_in=5, n_cell=8, n_out=6, seed=21)
+    short, long_ = lstm_model(steps=steps, **kw), lstm_model(steps=2 * steps, **kw)  # the same weights
+    g_short = load_tflite(save(short.m, tmp_path, short.inputs, short.outputs, name="short"))
+    g_long = load_tflite(save(long_.m, tmp_path, long_.inputs, long_.outputs, name="long"))
+    rng = np.random.default_rng(5)
+    a, b = (rng.integers(-128, 128, (2, steps, 5)).astype(np.int8) for _ in range(2))
+    (want,) = reference.run(g_long, [np.concatenate([a, b], axis=1)]).values()
+    (from_reset,) = reference.run(g_short, [b]).values()
+    assert not np.array_equal(from_reset, want[:, steps:])  # the state matters: the two differ
+    # a, b carried: the long sequence; then b after a reset; then b carried on from it
+    (b_after_b,) = reference.run(g_long, [np.concatenate([b, b], axis=1)]).values()
+    top = run_hls_sequence(tmp_path, g_short, [[a], [b], [b], [b]],
+                           [[want[:, :steps]], [want[:, steps:]], [from_reset], [b_after_b[:, steps:]]],
+                           [True, False, True, False], interface)
+    assert "bool reset_state" in top and "DMX_TOP_HAS_STATE" in top
+
+
+def test_hls_state_resets_are_checked_and_stateless_tops_have_no_reset_port(tmp_path):
+    """state_resets needs a model with state and one flag per vector; a model without state gets no port."""
+    c = lstm_model(seed=23)
+    g = lower(load_tflite(save(c.m, tmp_path, c.inputs, c.outputs)), [])
+    x = np.zeros(g.tensors[g.inputs[0]].shape, np.int8)
+    (y,) = reference.run(g, [x]).values()
+    with pytest.raises(DmxError, match=r"^HLS backend: 1 state resets for 2 vectors$"):
+        write_hls(g, tmp_path / "a", sample_inputs=[x, x], expected_outputs=[y, y], state_resets=[True])
+    assert not (tmp_path / "a").exists()  # refused before writing
+    m = ModelBuilder()
+    xt = m.tensor("x", [1, 8], scale=0.05, zero_point=0)
+    w = m.tensor("w", [4, 8], scale=0.02, zero_point=0, data=np.arange(32).reshape(4, 8) - 16)
+    yt = m.tensor("y", [1, 4], scale=0.1, zero_point=0)
+    m.op("FULLY_CONNECTED", [xt, w, -1], [yt])
+    fc = lower(load_tflite(save(m, tmp_path, [xt], [yt], name="fc")), [])
+    x8 = np.zeros((1, 8), np.int8)
+    (y8,) = reference.run(fc, [x8]).values()
+    with pytest.raises(DmxError, match=r"^HLS backend: state_resets given, but the model keeps no state$"):
+        write_hls(fc, tmp_path / "b", sample_inputs=[x8], expected_outputs=[y8], state_resets=[True])
+    write_hls(fc, tmp_path / "c", sample_inputs=[x8], expected_outputs=[y8])
+    hls = tmp_path / "c" / "hls"
+    assert "reset_state" not in (hls / "top.h").read_text() + (hls / "top.cpp").read_text()
+    assert not (hls / "tb_data" / "reset.dat").exists()
 
 
 def test_lstm_state_shared_by_two_layers_is_refused(tmp_path):

@@ -33,6 +33,6 @@ def test_max_pool2d_int16(tmp_path, name, golden):
     assert check_case(case16(name), tmp_path, goldens=(golden,)).dtype == np.int16
 
 
-@pytest.mark.parametrize("target", targets16("max_pool2d"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("max_pool2d"))
 def test_max_pool2d_int16_on_targets(tmp_path, target):
     check_targets(tmp_path, target, {name: case16(name) for name in CASES})

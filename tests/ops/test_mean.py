@@ -131,7 +131,7 @@ def test_int16_mean_saturates_both_rails(tmp_path):
     assert (out == 32767).mean() > 0.2 and (out == -32768).mean() > 0.2
 
 
-@pytest.mark.parametrize("target", targets16("mean"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("mean"))
 def test_int16_mean_on_targets(tmp_path, target):
     cases = all16()
     cases["hw_keep_s8"] = case("hw_keep")  # the int8 kernel beside the int16 one

@@ -155,7 +155,7 @@ def test_mul_int16_multiplier_that_would_overflow_is_refused(tmp_path):
         load_tflite(save(m, tmp_path, ins, [y]))
 
 
-@pytest.mark.parametrize("target", targets16("mul"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("mul"))
 def test_mul_int16_on_targets(tmp_path, target):
     cases = {f"{name}_s16": case16(name) for name in CASES16}
     cases["same_shape_s8"] = case("same_shape")  # the int8 kernel beside the int16 one

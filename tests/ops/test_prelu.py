@@ -10,7 +10,6 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._16x8 import HLS16
 from ._harness import Case, check_case, compare, save
 from ._targets import check_targets, targets, targets16
 from ._torch import assert_codes_agree
@@ -176,7 +175,7 @@ def test_prelu_int16_is_refused_naming_the_layer(tmp_path):
                                 r"for this operator$")
 
 
-@pytest.mark.parametrize("target", targets16("prelu") + [HLS16])
+@pytest.mark.parametrize("target", targets16("prelu"))
 def test_leaky_relu_int16_on_targets(tmp_path, target):
     """With two int8 cases in the same build: the int8 and int16 kernels side by side."""
     cases = {"int8_leaky_01": case("leaky_01"), "int8_prelu": case("prelu_per_channel")}

@@ -77,8 +77,6 @@ def test_requantize_int16(tmp_path, name, golden):
 
 @pytest.mark.parametrize("target", targets("requantize"))
 def test_requantize_int16_on_targets(tmp_path, target):
-    if target == "hls":
-        pytest.skip("the HLS backend takes int8 activations only")
     check_targets(tmp_path, target, {name: case16(name) for name in INT16_CASES})
 
 

@@ -9,7 +9,6 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._16x8 import HLS16
 from ._harness import Case, check_case, save
 from ._targets import check_targets, targets, targets16
 
@@ -102,7 +101,7 @@ def test_resize_bilinear_int16_is_refused(tmp_path):
         load_tflite(save(m, tmp_path, [x], [y]))
 
 
-@pytest.mark.parametrize("target", targets16("resize_nearest") + [HLS16])
+@pytest.mark.parametrize("target", targets16("resize_nearest"))
 def test_resize_nearest_int16_on_targets(tmp_path, target):
     """With two int8 cases in the same build: the int8 and int16 kernels side by side."""
     cases = {"int8_up2_plain": case("up2_plain"), "int8_down_odd": case("down_odd_half")}

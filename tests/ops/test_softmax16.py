@@ -95,7 +95,7 @@ def test_litert_multiplies_scale_and_beta_in_float(tmp_path):
     assert litert["input_shift"] == tflm["input_shift"]
 
 
-@pytest.mark.parametrize("target", targets16("softmax16"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("softmax16"))
 def test_softmax16_on_targets(tmp_path, target):
     cases = {name: case(name) for name in CASES} | {"split": split_case()}
     check_targets(tmp_path, target, cases, tflm=["split", "milli"])

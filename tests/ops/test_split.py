@@ -180,6 +180,6 @@ def test_split_int16(tmp_path, name, golden):
     check_all_outputs(case16(name), tmp_path, golden)
 
 
-@pytest.mark.parametrize("target", targets16("strided_slice"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("strided_slice"))
 def test_split_int16_on_targets(tmp_path, target):
     check_targets(tmp_path, target, {name: case16(name) for name in SPLITS})

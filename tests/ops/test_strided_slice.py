@@ -310,6 +310,6 @@ def test_strided_slice_int16(tmp_path, name, golden):
     assert check_case(case16(name), tmp_path, goldens=(golden,)).dtype == np.int16
 
 
-@pytest.mark.parametrize("target", targets16("strided_slice"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("strided_slice"))
 def test_strided_slice_int16_on_targets(tmp_path, target):
     check_targets(tmp_path, target, {name: case16(name) for name in INT16})

@@ -203,7 +203,7 @@ def test_sub_int16_output_multiplier_of_one_is_refused(tmp_path):
         load_tflite(save(m, tmp_path, ins, [y]))
 
 
-@pytest.mark.parametrize("target", targets16("sub"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("sub"))
 def test_sub_int16_on_targets(tmp_path, target):
     cases = {f"{name}_s16": case16(name) for name in CASES16}
     cases["same_shape_s8"] = case("same_shape")  # the int8 kernel beside the int16 one

@@ -50,6 +50,7 @@ def test_a_target_without_the_declaration_is_reported(monkeypatch):
     assert support.problems() == [
         "lut: ops/lut.py lists 'hls' in targets but no hls code is registered",
         "pad: has c code but ops/pad.py does not list 'c' in targets",
+        "pad: has c_mve code but ops/pad.py does not list 'c_mve' in targets",
     ]
 
 
@@ -58,10 +59,14 @@ def test_the_committed_support_tables_are_the_generated_ones():
         text = (ROOT / doc).read_text(encoding="utf-8")
         assert support.with_table(text) == text, f"{doc} is stale: write dmxgen.support.with_table(text) back"
     table = support.markdown()
-    assert "| `requantize` | int8, int16 | yes | yes | - | int8 | CONCATENATION, QUANTIZE | yes |" in table.splitlines()
+    assert "| `requantize` | int8, int16 | yes | yes | - | yes | CONCATENATION, QUANTIZE | yes |" in table.splitlines()
     assert "| `mean_float` | float32 | yes | - | - | - | MEAN | - |" in table.splitlines()
-    assert "| `fully_connected` | int8 | yes | yes | yes | yes | FULLY_CONNECTED | yes |" in table.splitlines() or \
-        "| `fully_connected` | int8, int16 | yes | yes | int8 | int8 | FULLY_CONNECTED | yes |" in table.splitlines()
+    assert "| `fully_connected` | int8, int16 | yes | yes | yes | yes | FULLY_CONNECTED | yes |" in table.splitlines()
+    # HLS: the dtypes the kind's HLS builder registers, where they are not all of the spec's
+    assert "| `pad` | int8, int16, float32 | yes | yes | yes | int8, int16 | PAD, PADV2, SPACE_TO_BATCH_ND | - |" \
+        in table.splitlines()
+    # C + MVE: the spec's mve_dtypes, where they are not all of its dtypes (the 16x8 pools run scalar)
+    assert "| `avg_pool2d` | int8, int16 | yes | yes | int8 | yes | AVERAGE_POOL_2D | yes |" in table.splitlines()
 
 
 def test_kernel_order_is_the_hand_written_one():
@@ -83,11 +88,10 @@ def test_every_registered_template_exists():
     for kind, entry in C_RESOLVERS.entries.items():
         for name in (*entry.kernels, *entry.calls):
             assert (c_render.TEMPLATES / f"kernels/{name}.c.j2").exists(), (kind, name)
-    layers = ROOT / "templates" / "hls" / "layers"
     for kind, entry in HLS_BUILDERS.entries.items():
         assert entry.alias or (ROOT / "templates" / "hls" / entry.template).exists(), kind
-        if entry.template == hls_ops.PARAMS_LAYER:  # printed from kernel_params: the kernel is dmx_<kind>.h
-            assert (hls_ops.KERNEL_HEADERS / f"dmx_{kind}.h").exists(), kind
+        if entry.template == hls_ops.PARAMS_LAYER:  # printed from kernel_params: dmx_<kind>.h, or hls_ops.HEADERS'
+            assert (hls_ops.KERNEL_HEADERS / hls_ops.kernel_header(kind)).exists(), kind
 
 
 def test_registry_refuses_unknown_and_duplicate_kinds():
@@ -134,8 +138,9 @@ def test_scratch_is_the_registered_size():
     conv = dict(stride=(1, 1), dilation=(1, 1), input_offset=0, output_offset=0, multiplier=1 << 30, shift=1,
                 activation="NONE", act_min=-128, act_max=127)
     g = Graph({t.name: t for t in (x, w3, w1, Tensor("y", (1, 5, 5, 4), "int8"), Tensor("m", (1, 3), "int8"))})
-    assert scratch_bytes(g, Op("c", "conv2d", ["x", "w", ""], ["y"], dict(conv, pad=(1, 1, 1, 1)))) == 3 * 3 * 3
-    assert scratch_bytes(g, Op("c", "conv2d", ["x", "w1", ""], ["y"], dict(conv, pad=(0, 0, 0, 0)))) == 0
+    # two pixels' patches and their copy interleaved by 16-byte chunk (the MVE kernel's pixel pairs)
+    assert scratch_bytes(g, Op("c", "conv2d", ["x", "w", ""], ["y"], dict(conv, pad=(1, 1, 1, 1)))) == 2 * 27 + 2 * 32
+    assert scratch_bytes(g, Op("c", "conv2d", ["x", "w1", ""], ["y"], dict(conv, pad=(0, 0, 0, 0)))) == 2 * 16
     mean = Op("m", "mean", ["x"], ["m"], {"axes": (1, 2), "input_offset": 0, "output_offset": 0, "count": 25,
                                           "multiplier": 1 << 30, "shift": 1, "mean_multiplier": 1 << 30,
                                           "mean_shift": 1})

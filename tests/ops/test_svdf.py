@@ -1,6 +1,6 @@
 """SVDF (fully integer: int8 input and feature weights, int16 time weights and activation state): the reference
-against LiteRT and TFLite Micro, the C (host, M55) kernel against the reference, the state kept across calls, and
-a keyword-spotting model of two SVDFs.
+against LiteRT and TFLite Micro, the C (host, M55) and HLS kernels against the reference, the state kept across
+calls (C and HLS), and a keyword-spotting model of two SVDFs.
 
 Each model is one SVDF operator as the TFLite converter writes it: per-tensor symmetric int8 feature weights,
 int16 time weights, an int32 bias on s_state * s_time (or none), the int16 activation state a variable tensor
@@ -30,6 +30,7 @@ from dmxgen.testing.tflite_builder import ModelBuilder
 
 from ._harness import Case, case_sets, check_case, compare, save
 from ._targets import check_targets, targets
+from .test_lstm import run_hls_sequence
 
 TYPICAL_STATE = 4000  # the state codes a typical feature activation lands on
 TYPICAL_TIME_WEIGHT = 1150  # mean |w| of time weights drawn from +-2000
@@ -376,6 +377,25 @@ def test_svdf_state_is_kept_across_runs_and_reset(tmp_path, golden, name):
     from_reset = [reference.run(g, [x])[g.outputs[0]] for x in frames]
     assert all(np.array_equal(got[0].reshape(-1), w.reshape(-1)) for got, w in zip(reset.outputs, from_reset))
     assert any(not np.array_equal(a, b) for a, b in zip(from_reset[1:], want[1:]))  # the state matters
+
+
+@pytest.mark.skipif(shutil.which("g++") is None or shutil.which("make") is None, reason="HLS csim needs g++, make")
+@pytest.mark.parametrize("name,interface", [("r2_m4", "array"), ("r1_m10_b2", "stream")])
+def test_svdf_hls_state_is_kept_across_calls_and_reset(tmp_path, name, interface):
+    """dmx_top keeps the activation state across calls: the frames without reset_state are the invokes of one
+    interpreter (Svdf.step carried over them), and a call with reset_state starts the sequence again."""
+    c = case(name)
+    g = load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
+    shape = g.tensors[g.inputs[0]].shape
+    rng = np.random.default_rng(11)
+    memory = g.tensors[g.ops[0].inputs[2]].shape[1]
+    frames = [rng.integers(-128, 128, shape).astype(np.int8) for _ in range(memory + 3)]  # the oldest ones leave
+    want = _sequence_reference(g, frames) + _sequence_reference(g, frames[:3])
+    from_reset = [reference.run(g, [x])[g.outputs[0]] for x in frames]
+    assert any(not np.array_equal(a, b) for a, b in zip(from_reset[1:], want[1:]))  # the state matters
+    resets = [True] + [False] * (len(frames) - 1) + [True, False, False]
+    top = run_hls_sequence(tmp_path, g, [[x] for x in frames + frames[:3]], [[w] for w in want], resets, interface)
+    assert "bool reset_state" in top
 
 
 def test_svdf_state_shared_by_two_layers_is_refused(tmp_path):

@@ -35,7 +35,7 @@ def test_the_prepare_paths(tmp_path, name, multiplier, shift):
     assert (op.kind, op.attrs) == ("tanh16", {"input_multiplier": multiplier, "input_left_shift": shift})
 
 
-@pytest.mark.parametrize("target", targets16("tanh16"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("tanh16"))
 def test_tanh16_on_targets(tmp_path, target):
     check_targets(tmp_path, target, target_cases("TANH", target))
 

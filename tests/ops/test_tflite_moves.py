@@ -441,9 +441,6 @@ def test_moves_on_targets(tmp_path, target):
 # -- refusals ----------------------------------------------------------------------------------------------
 OTHER_GRID = {"scale": 0.05, "zero_point": 3}
 REFUSALS = {
-    "gather_dynamic": (lambda: gather_model((5, 3), [1, 2], dynamic=True),
-                       r"indices 'indices' are computed at run time; dmxgen lowers GATHER of "
-                       r"constant indices only"),
     "gather_out_of_range": (lambda: gather_model((5, 3), [1, 5], out_shape=(2, 3)),
                             r"index 5 is outside the 5 entries of axis 0"),
     "gather_negative_index": (lambda: gather_model((5, 3), [-1, 2], out_shape=(2, 3)),

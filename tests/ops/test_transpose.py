@@ -201,6 +201,6 @@ def test_transpose_int16(tmp_path, name, golden):
     assert check_case(case16(name), tmp_path, goldens=(golden,)).dtype == np.int16
 
 
-@pytest.mark.parametrize("target", targets16("transpose"))  # HLS: int8 only
+@pytest.mark.parametrize("target", targets16("transpose"))
 def test_transpose_int16_on_targets(tmp_path, target):
     check_targets(tmp_path, target, {name: case16(name) for name in INT16})

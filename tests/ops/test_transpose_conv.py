@@ -11,7 +11,7 @@ from dmxgen.errors import DmxError
 from dmxgen.frontends.tflite import load_tflite
 from dmxgen.testing.tflite_builder import ModelBuilder
 
-from ._16x8 import HLS16, loaded_case, to_16x8
+from ._16x8 import loaded_case, to_16x8
 from ._harness import Case, bias, check_case, save, weights
 from ._targets import check_targets, targets, targets16
 
@@ -311,7 +311,7 @@ def test_transpose_conv_16x8_accumulator_bound(tmp_path):
         load_tflite(save(c.m, tmp_path, c.inputs, c.outputs))
 
 
-@pytest.mark.parametrize("target", targets16("transpose_conv") + [HLS16])
+@pytest.mark.parametrize("target", targets16("transpose_conv"))
 def test_transpose_conv_16x8_on_targets(tmp_path, target):
     """With two int8 cases in the same build: the int8 and int16 kernels (two structs) side by side."""
     cases = {"int8_same_s2": case("same_s2"), "int8_no_bias": case("no_bias")}

@@ -1,4 +1,4 @@
-"""TFLite operator families mapped outside frontends/tflite.py's _Reader, one module each.
+"""The mappings of TFLite operators to op kinds, one module per operator family.
 
 Importing this package imports every module in it (sorted by name); each maps its operators
 with `@tflite_op` (frontends/tflite_registry.py) as functions `(reader, op, ins, outs)`, which

@@ -5,7 +5,8 @@ BATCH_TO_SPACE_ND).
 They move int8 codes only, so every input and output must share one grid (check_same_grid). The
 block rearrangements are a reshape to 6-D, transposes whose walks merge to the 4 loops the copy
 kernels run (two of them where one would need five), and a reshape back; GATHER's constant
-indices become runs of evenly spaced indices, one strided slice each, concatenated. The layouts
+indices become runs of evenly spaced indices, one strided slice each, concatenated (run-time
+indices, an embedding lookup, map to the `gather` kind instead: ops/gather.py). The layouts
 follow TFLite's reference kernels (kernels/internal/reference/*.h).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ...graph import QuantParams, Tensor, loops
 from .. import tflite_slices as slices
 from ..tflite_checks import check_same_grid
 from ..tflite_registry import tflite_op
+from .slicing import _slice_op
 
 MAX_CONCAT = 8  # inputs of one concat op: the HLS kernel has overloads for 1 to 8
 MAX_GATHER_COPIES = 256  # strided slices one GATHER may lower to
@@ -166,7 +168,7 @@ def op_unpack(reader, op, ins, outs):
         begin, end = [0] * rank, list(inp.shape)
         begin[axis], end[axis] = k, k + 1
         r = slices.Ranges(tuple(begin), tuple(end), (1,) * rank, inp.shape[:axis] + inp.shape[axis + 1:])
-        made.append((*reader._slice_op("UNPACK", inp, reader.g.tensors[name], r), [name]))
+        made.append((*_slice_op(reader, "UNPACK", inp, reader.g.tensors[name], r), [name]))
     return made
 
 
@@ -225,15 +227,13 @@ def _runs(idx: list[int], limit: int = MAX_GATHER_COPIES) -> list[tuple[int, int
     return out
 
 
-@tflite_op("GATHER", "strided_slice", "concat", "reshape", inputs=(2, 2))
+@tflite_op("GATHER", "gather", "strided_slice", "concat", "reshape", inputs=(2, 2))
 def op_gather(reader, op, ins, outs):
-    reader._int8_io(ins, outs)
+    """Run-time indices: one `gather` op (ops/gather.py); constant ones: strided slices and concats."""
+    reader._int8_io(ins, outs, int16=True)  # the params and the output: codes are copied, int8 or int16
     params, positions = reader.g.tensors[ins[0]], reader.g.tensors[ins[1]]
     if positions.dtype not in ("int32", "int64"):
         raise DmxError(f"indices {positions.name!r} are {positions.dtype}; GATHER takes int32 or int64 indices")
-    if positions.data is None:
-        raise DmxError(f"indices {positions.name!r} are computed at run time; dmxgen lowers GATHER of "
-                       "constant indices only")
     o = reader.options(op, tflite.GatherOptions)
     axis, batch_dims = (o.Axis(), o.BatchDims()) if o is not None else (0, 0)
     shape, ishape = params.shape, positions.shape
@@ -250,6 +250,8 @@ def op_gather(reader, op, ins, outs):
     _check_out(reader, outs, shape[:axis] + ishape[bd:] + shape[axis + 1:])
     _same_grid(reader, "GATHER", ins[:1], outs)
     size = shape[axis]
+    if positions.data is None:  # an embedding lookup: the indices are an input or computed
+        return "gather", {"axis": axis, "batch_dims": bd}, list(ins)
     idx = positions.data.astype(np.int64)
     if ((idx < 0) | (idx >= size)).any():  # LiteRT fails at Eval ("out of bounds"), TFLM reads past the tensor
         bad = int(idx[(idx < 0) | (idx >= size)].reshape(-1)[0])

@@ -1,4 +1,4 @@
-"""SUM, SQUARED_DIFFERENCE, L2_NORMALIZATION, LOG_SOFTMAX, ARG_MAX and ARG_MIN: int8 mappings.
+"""SUM, SQUARED_DIFFERENCE, L2_NORMALIZATION, LOG_SOFTMAX, ARG_MAX/MIN, REDUCE_MAX/MIN and MEAN: int8 mappings.
 
 Each derives its kind's integer constants from the tensors' scales as the kernel's Prepare does
 (the quotients of the float32 scales in double), so the reference and the targets need no float.
@@ -10,7 +10,7 @@ import tflite
 
 from ...errors import DmxError
 from ...graph.fixedpoint import quantize_multiplier
-from ...graph.quant_params import softmax_gemmlowp_params
+from ...graph.quant_params import requant_params, softmax_gemmlowp_params
 from ...ops.squared_difference import LEFT_SHIFT
 from ..tflite_registry import _ACTNAME, tflite_op
 
@@ -121,3 +121,46 @@ def op_arg_max(reader, op, ins, outs):
 @tflite_op("ARG_MIN", "arg_min", inputs=(2, 2))
 def op_arg_min(reader, op, ins, outs):
     return _arg_min_max(reader, op, ins, outs, "ARG_MIN", "arg_min", tflite.ArgMinOptions)
+
+
+@tflite_op("REDUCE_MAX", "reduce_max", inputs=(2, 2))
+def op_reduce_max(reader, op, ins, outs):
+    inp, out = reader.g.tensors[ins[0]], reader.g.tensors[outs[0]]
+    if inp.dtype not in ("int8", "float32") or inp.dtype != out.dtype:
+        raise DmxError(f"REDUCE_MAX of {inp.dtype} -> {out.dtype} is not supported")
+    if inp.dtype == "int8":
+        qi, qo = reader._need_quant(inp, "input"), reader._need_quant(out, "output")
+        if qi.s != qo.s or qi.zp != qo.zp:
+            raise DmxError("int8 REDUCE_MAX with different input and output quantization is not supported")
+    return "reduce_max", {"axes": reader._axes(ins)}, ins[:1]
+
+
+@tflite_op("REDUCE_MIN", "reduce_min", inputs=(2, 2))
+def op_reduce_min(reader, op, ins, outs):
+    inp, out = reader.g.tensors[ins[0]], reader.g.tensors[outs[0]]
+    if inp.dtype != "int8" or out.dtype != "int8":
+        raise DmxError(f"REDUCE_MIN of {inp.dtype} -> {out.dtype} is not supported (int8 only)")
+    qi, qo = reader._need_quant(inp, "input"), reader._need_quant(out, "output")
+    if qi.s != qo.s or qi.zp != qo.zp:
+        raise DmxError("REDUCE_MIN with different input and output quantization is not supported")
+    return "reduce_min", {"axes": reader._axes(ins)}, ins[:1]
+
+
+@tflite_op("MEAN", "mean", "mean_float", inputs=(2, 2))
+def op_mean(reader, op, ins, outs):
+    inp, out = reader.g.tensors[ins[0]], reader.g.tensors[outs[0]]
+    axes = reader._axes(ins)
+    if inp.dtype == "float32":
+        return "mean_float", {"axes": axes}, ins[:1]
+    reader._int8_io(ins, outs, int16=True)  # int16: TFLite's 16x8 MEAN (the same QuantizedMeanOrSum)
+    qi, qo = reader._need_quant(inp, "input"), reader._need_quant(out, "output")
+    count = int(np.prod([inp.shape[a] for a in axes]))
+    attrs = {"axes": axes, "input_offset": -qi.zp, "output_offset": qo.zp, "count": count}
+    # Prepare: (multiplier, shift) of s_in / s_out. Eval (QuantizedMeanOrSum) folds
+    # 1/count into it: shift by floor(log2(count)) (at most 32 and 31 + shift),
+    # integer-divide the widened multiplier by count. Checked against LiteRT and TFLM.
+    m, s = requant_params(qi.s, qo.s)
+    attrs["multiplier"], attrs["shift"] = m, s
+    fold = min(count.bit_length() - 1, 32, 31 + s)
+    attrs["mean_multiplier"], attrs["mean_shift"] = (m << fold) // count, s - fold
+    return "mean", attrs, ins[:1]

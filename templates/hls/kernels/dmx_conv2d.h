@@ -12,16 +12,17 @@ namespace dmx {
 
 /** One output pixel at a time: gather its patch (offset input, zero outside the image) in the
  *  weights' column order (ky, kx, ci), multiply by W with CFG::matvec, requantize per channel.
- *  data_T / res_T: the input and output activation types. */
-template <class data_T, class res_T, class CFG>
+ *  data_T / res_T: the input and output activation types; bias_T: int32, or int64 for 16x8 (int16
+ *  activations, zero point 0), whose accumulators are int64 too (acc_of). */
+template <class data_T, class res_T, class CFG, class bias_T>
 void conv2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c],
-            res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::out_c], const int32_t bias[CFG::out_c],
+            res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::out_c], const bias_T bias[CFG::out_c],
             const int32_t multiplier[CFG::out_c], const int8_t shift[CFG::out_c]) {
     for (int b = 0; b < CFG::n; b++) {
         for (int oy = 0; oy < CFG::out_h; oy++) {
             for (int ox = 0; ox < CFG::out_w; ox++) {
                 int16_t patch[CFG::k_h * CFG::k_w * CFG::in_c];
-                int32_t acc[CFG::out_c];
+                typename acc_of<bias_T>::type acc[CFG::out_c];
                 for (int ky = 0; ky < CFG::k_h; ky++) {
                     for (int kx = 0; kx < CFG::k_w; kx++) {
                         const int iy = oy * CFG::stride_h - CFG::pad_top + ky * CFG::dil_h;

@@ -11,18 +11,19 @@
 namespace dmx {
 
 /** The kh*kw taps of one output are the reduction loop; CFG::unroll of them run in parallel.
- *  data_T / res_T: the input and output activation types. */
-template <class data_T, class res_T, class CFG>
+ *  data_T / res_T: the input and output activation types; bias_T: int32, or int64 for 16x8
+ *  (int64 accumulators, acc_of); CFG::rounding: the layer's requantization. */
+template <class data_T, class res_T, class CFG, class bias_T>
 void depthwise_conv2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c],
                       res_T out[CFG::n * CFG::out_h * CFG::out_w * CFG::out_c],
-                      const int8_t w[CFG::k_h * CFG::k_w * CFG::out_c], const int32_t bias[CFG::out_c],
+                      const int8_t w[CFG::k_h * CFG::k_w * CFG::out_c], const bias_T bias[CFG::out_c],
                       const int32_t multiplier[CFG::out_c], const int8_t shift[CFG::out_c]) {
     for (int b = 0; b < CFG::n; b++) {
         for (int oy = 0; oy < CFG::out_h; oy++) {
             for (int ox = 0; ox < CFG::out_w; ox++) {
                 for (int co = 0; co < CFG::out_c; co++) {
                     const int ci = co / CFG::depth_multiplier;
-                    int32_t acc = bias[co];
+                    typename acc_of<bias_T>::type acc = bias[co];
                     for (int t = 0; t < CFG::k_h * CFG::k_w; t++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=CFG::unroll
@@ -34,7 +35,7 @@ void depthwise_conv2d(const data_T in[CFG::n * CFG::in_h * CFG::in_w * CFG::in_c
                         }
                     }
                     out[((b * CFG::out_h + oy) * CFG::out_w + ox) * CFG::out_c + co] =
-                        requantize<ROUND_DOUBLE, res_T>(acc, multiplier[co], shift[co], CFG::output_offset,
+                        requantize<CFG::rounding, res_T>(acc, multiplier[co], shift[co], CFG::output_offset,
                                                         CFG::act_min, CFG::act_max);
                 }
             }

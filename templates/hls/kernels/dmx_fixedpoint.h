@@ -17,8 +17,37 @@
 
 namespace dmx {
 
-/** Requantization flavours of a conv/FC layer (the graph's `rounding` attribute). */
-enum { ROUND_DOUBLE = 0, ROUND_SINGLE = 1 };
+/** Requantization flavours of a conv/FC layer (the graph's `rounding` attribute): TFLite's two
+ *  roundings, LiteRT's one (FULLY_CONNECTED), and 16x8's 64-bit MultiplyByQuantizedMultiplier. */
+enum { ROUND_DOUBLE = 0, ROUND_SINGLE = 1, ROUND_REDUCED = 2 };
+
+/** The accumulator type of a layer whose bias is bias_T: int32 (int8 layers), int64 (TFLite's 16x8,
+ *  whose int16 x int8 products summed over a large patch outgrow int32). */
+template <class bias_T>
+struct acc_of {
+    typedef int32_t type;
+};
+template <>
+struct acc_of<int64_t> {
+    typedef int64_t type;
+};
+
+/** An int32 accumulator times multiplier * 2^shift (int8 layers). */
+template <int ROUNDING>
+inline int64_t scale_acc(int32_t acc, int32_t multiplier, int shift) {
+    return ROUNDING == ROUND_SINGLE    ? dmx_mbqm_single(acc, multiplier, shift)
+           : ROUNDING == ROUND_REDUCED ? dmx_mbqm64(acc, multiplier, shift)
+                                       : (int64_t)dmx_mbqm(acc, multiplier, shift);
+}
+
+/** An int64 accumulator (16x8 layers) times multiplier * 2^shift; double rounding reads it wrapped to
+ *  int32, as TFLite Micro's int32-accumulator 16x8 path does. */
+template <int ROUNDING>
+inline int64_t scale_acc(int64_t acc, int32_t multiplier, int shift) {
+    return ROUNDING == ROUND_SINGLE    ? dmx_mbqm_single64(acc, multiplier, shift)
+           : ROUNDING == ROUND_REDUCED ? dmx_mbqm64(acc, multiplier, shift)
+                                       : (int64_t)dmx_mbqm(dmx_wrap32(acc), multiplier, shift);
+}
 
 /** v saturated to [lo, hi] (bounds inside res_T's range) as a res_T. */
 template <class res_T>
@@ -32,13 +61,11 @@ inline res_T saturate(int64_t v) {
     return clamp<res_T>(v, std::numeric_limits<res_T>::min(), std::numeric_limits<res_T>::max());
 }
 
-/** Accumulator -> output: scale, add the output zero point, clamp to the activation range. */
-template <int ROUNDING, class res_T>
-inline res_T requantize(int32_t acc, int32_t multiplier, int shift, int32_t output_offset, int32_t act_min,
+/** Accumulator (int32 or int64) -> output: scale, add the output zero point, clamp to the activation range. */
+template <int ROUNDING, class res_T, class acc_T>
+inline res_T requantize(acc_T acc, int32_t multiplier, int shift, int32_t output_offset, int32_t act_min,
                         int32_t act_max) {
-    const int64_t scaled = ROUNDING == ROUND_SINGLE ? dmx_mbqm_single(acc, multiplier, shift)
-                                                    : (int64_t)dmx_mbqm(acc, multiplier, shift);
-    return clamp<res_T>(scaled + output_offset, act_min, act_max);
+    return clamp<res_T>(scale_acc<ROUNDING>(acc, multiplier, shift) + output_offset, act_min, act_max);
 }
 
 }  // namespace dmx

@@ -4,8 +4,9 @@
  * n_cell, n_out), layout (time_major), semantics (tflm), zero points, per gate in_mult0..3, in_shift0..3,
  * rec_mult0..3, rec_shift0..3 (and ln_mult, ln_shift, ln_guard with layer_norm), the hidden, cell and
  * projection constants. The ROMs: the weights stacked gate after gate (input, forget, cell, output).
- * Each call runs one whole sequence from the states' reset values h0, c0 (the layer's constant inputs),
- * as one invoke() of a freshly allocated TFLite interpreter: the HLS top keeps no state across calls. */
+ * Each call runs one whole sequence from the states h (int8, the output state) and c (int16, the cell
+ * state) and leaves them there: the layer keeps them in static arrays across calls of the top, as TFLite
+ * keeps its variable tensors across invoke()s, and resets them when the top's reset_state is set. */
 #ifndef DMX_LSTM_H
 #define DMX_LSTM_H
 
@@ -17,7 +18,7 @@
 namespace dmx {
 
 template <class data_T, class res_T, class CFG>
-void lstm(const data_T in[CFG::in_size], const int8_t h0[CFG::in1_size], const int16_t c0[CFG::in2_size],
+void lstm(const data_T in[CFG::in_size], int8_t h[CFG::in1_size], int16_t c[CFG::in2_size],
           res_T out[CFG::out_size], const int8_t w_in[4 * CFG::n_cell * CFG::n_in],
           const int8_t w_rec[4 * CFG::n_cell * CFG::n_out], const int32_t bias[4 * CFG::n_cell],
           const int8_t w_proj[], const int32_t proj_bias[], const int16_t ln_w[]) {
@@ -32,16 +33,8 @@ void lstm(const data_T in[CFG::in_size], const int8_t h0[CFG::in1_size], const i
     const dmx_lstm_update_t u = {CFG::tflm, CFG::cell_shift, CFG::cell_clip, CFG::forget_mult, CFG::forget_shift,
                                  CFG::update_mult, CFG::update_shift, CFG::hidden_mult, CFG::hidden_shift,
                                  CFG::tflm ? CFG::state_zp : CFG::hidden_zp};
-    int8_t h[CFG::batch * CFG::n_out];
-    int16_t c[CFG::batch * CFG::n_cell];
     int16_t gates[4 * CFG::n_cell];
     int8_t hidden[CFG::n_cell];
-    for (int i = 0; i < CFG::batch * CFG::n_out; i++) {
-        h[i] = h0[i];
-    }
-    for (int i = 0; i < CFG::batch * CFG::n_cell; i++) {
-        c[i] = c0[i];
-    }
     for (int t = 0; t < CFG::steps; t++) {
         for (int b = 0; b < CFG::batch; b++) {
             const int row = CFG::time_major ? t * CFG::batch + b : b * CFG::steps + t;

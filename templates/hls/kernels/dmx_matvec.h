@@ -1,6 +1,7 @@
 /* acc[r] += sum_c W[r][c] * x[c]: one product per weight storage format (docs/formats.md).
- * x holds input values with the input offset already added (int16: -255..255);
- * W is the 2-D view of the weights a kernel walks (FC [out, in], conv [out, kh*kw*in]). */
+ * x holds input values with the input offset already added (int8 layers: -255..255; 16x8 layers:
+ * the int16 codes, zero point 0); W is the 2-D view of the weights a kernel walks (FC [out, in],
+ * conv [out, kh*kw*in]). ACC (deduced from acc): int32, or int64 for 16x8 (each product fits int32). */
 #ifndef DMX_MATVEC_H
 #define DMX_MATVEC_H
 
@@ -9,12 +10,12 @@
 namespace dmx {
 
 /** Dense row-major int8 W (R x C); U multipliers per row, from the reuse factor (U = ceil(C / reuse)). */
-template <int R, int C, int U>
-void matvec_dense(const int16_t x[C], const int8_t w[R * C], int32_t acc[R]) {
+template <int R, int C, int U, class ACC>
+void matvec_dense(const int16_t x[C], const int8_t w[R * C], ACC acc[R]) {
 #pragma HLS ARRAY_PARTITION variable=x cyclic factor=U
 #pragma HLS ARRAY_PARTITION variable=w cyclic factor=U
     for (int r = 0; r < R; r++) {
-        int32_t sum = acc[r];
+        ACC sum = acc[r];
         for (int c = 0; c < C; c++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=U
@@ -25,11 +26,11 @@ void matvec_dense(const int16_t x[C], const int8_t w[R * C], int32_t acc[R]) {
 }
 
 /** CSR: values[nnz], col_idx[nnz] (uint16), row_ptr[R + 1] (uint16 or uint32, type PTR). */
-template <int R, int C, int NNZ, typename PTR>
+template <int R, int C, int NNZ, typename PTR, class ACC>
 void matvec_csr(const int16_t x[C], const int8_t values[NNZ], const uint16_t col_idx[NNZ],
-                const PTR row_ptr[R + 1], int32_t acc[R]) {
+                const PTR row_ptr[R + 1], ACC acc[R]) {
     for (int r = 0; r < R; r++) {
-        int32_t sum = acc[r];
+        ACC sum = acc[r];
         const int32_t end = (int32_t)row_ptr[r + 1];
         for (int32_t j = (int32_t)row_ptr[r]; j < end; j++) {
 #pragma HLS PIPELINE II=1
@@ -43,10 +44,10 @@ void matvec_csr(const int16_t x[C], const int8_t values[NNZ], const uint16_t col
 /** dCSR, decoded on the fly exactly as "Decoding row r" in docs/formats.md: groups of 16 lanes,
  *  lane j of group k reads column P + ((j*s + delta_j) mod 256), P chained from the group minimums.
  *  V values, G groups, M extension masks; array lengths are at least 1 (empty arrays hold one 0). */
-template <int R, int C, int V, int G, int M>
+template <int R, int C, int V, int G, int M, class ACC>
 void matvec_dcsr(const int16_t x[C], const int8_t values[V], const uint8_t delta_indices[16 * ((G + 1) / 2)],
                  const uint8_t bitmaps[(G + 1) / 2], const uint16_t bitmasks[M], const int8_t group_minimums[G],
-                 const int16_t row_offsets[R], const uint32_t nnze[1], int32_t acc[R]) {
+                 const int16_t row_offsets[R], const uint32_t nnze[1], ACC acc[R]) {
     const int32_t per_row = (int32_t)(nnze[0] / (uint32_t)R);
     int32_t g = 0;  // group counter over the whole matrix
     int32_t m = 0;  // next extension mask
@@ -56,7 +57,7 @@ void matvec_dcsr(const int16_t x[C], const int8_t values[V], const uint8_t delta
         const int32_t s = n > 0 ? (C + n / 2) / n : 0;
         const int32_t groups = (n + 15) / 16;
         int32_t base = 0;
-        int32_t sum = acc[r];
+        ACC sum = acc[r];
         for (int32_t k = 0; k < groups; k++, g++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=0 max=C

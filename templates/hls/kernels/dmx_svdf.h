@@ -3,8 +3,9 @@
  * n_memory, rank), the zero points, the two multipliers (scale_1_*: the feature activations -> the state,
  * scale_2_*: the time dot products -> the output) and has_bias. The ROMs: the feature weights
  * [n_filter][n_input], the time weights [n_filter][n_memory], the bias [n_filter / rank].
- * Each call runs one time step from the state's reset value state0 (the layer's constant input), as one
- * invoke() of a freshly allocated TFLite interpreter: the HLS top keeps no state across calls. */
+ * Each call runs one time step and shifts the activation state in place: the layer keeps it in a static
+ * array across calls of the top, as TFLite keeps its variable tensor across invoke()s, and resets it when
+ * the top's reset_state is set. */
 #ifndef DMX_SVDF_H
 #define DMX_SVDF_H
 
@@ -15,13 +16,13 @@
 namespace dmx {
 
 template <class data_T, class res_T, class CFG>
-void svdf(const data_T in[CFG::in_size], const int16_t state0[CFG::in1_size], res_T out[CFG::out_size],
+void svdf(const data_T in[CFG::in_size], int16_t state[CFG::in1_size], res_T out[CFG::out_size],
           const int8_t weights_feature[CFG::n_filter * CFG::n_input],
           const int16_t weights_time[CFG::n_filter * CFG::n_memory], const int32_t bias[]) {
     const int n_unit = CFG::n_filter / CFG::rank;
     for (int b = 0; b < CFG::batch; b++) {
         const data_T *x = in + b * CFG::n_input;
-        const int16_t *old = state0 + b * CFG::n_filter * CFG::n_memory;
+        int16_t *memory = state + b * CFG::n_filter * CFG::n_memory;
         int16_t newest[CFG::n_filter];  // this step's feature activations: the memories' last column
         for (int f = 0; f < CFG::n_filter; f++) {
             int64_t acc = 0;  // TFLite's int32 sum, wrapped once at the end
@@ -35,11 +36,11 @@ void svdf(const data_T in[CFG::in_size], const int16_t state0[CFG::in1_size], re
             int64_t acc = CFG::has_bias ? bias[u] : 0;
             for (int r = 0; r < CFG::rank; r++) {
                 const int f = u * CFG::rank + r;
-                // the memory shifted left by one: slot j holds the old slot j + 1, the last the newest
+                // the memory shifted left by one, in place: slot j takes slot j + 1, the last the newest
+                int16_t *m = memory + f * CFG::n_memory;
                 for (int j = 0; j < CFG::n_memory; j++) {
-                    const int32_t m = j + 1 < CFG::n_memory ? (int32_t)old[f * CFG::n_memory + j + 1]
-                                                            : (int32_t)newest[f];
-                    acc += (int32_t)weights_time[f * CFG::n_memory + j] * m;
+                    m[j] = j + 1 < CFG::n_memory ? m[j + 1] : newest[f];
+                    acc += (int32_t)weights_time[f * CFG::n_memory + j] * (int32_t)m[j];
                 }
             }
             const int32_t y = dmx_mbqm(dmx_wrap32(acc), CFG::scale_2_mult, CFG::scale_2_shift);

@@ -1,7 +1,8 @@
 /* TRANSPOSE_CONV: TFLite's reference_integer_ops::TransposeConv in the gather form: each output
  * pixel sums the input pixels and taps that TFLite scatters onto it (output y = input y * stride
  * - pad + ky), the same int32 sums without a scratch; then the per-channel requantization.
- * OHWI weights, bias, multipliers and shifts are ROMs (dmxgen/ops/transpose_conv.py). */
+ * OHWI weights, bias, multipliers and shifts are ROMs (dmxgen/ops/transpose_conv.py).
+ * 16x8 (int16 activations, an int64 bias): int64 sums and the 64-bit MultiplyByQuantizedMultiplier. */
 #ifndef DMX_TRANSPOSE_CONV_H
 #define DMX_TRANSPOSE_CONV_H
 
@@ -11,17 +12,17 @@
 
 namespace dmx {
 
-template <class data_T, class res_T, class CFG>
+template <class data_T, class res_T, class CFG, class bias_T>
 void transpose_conv(const data_T in[CFG::in_size], res_T out[CFG::out_size],
                     const int8_t weights[CFG::out_c * CFG::k_h * CFG::k_w * CFG::in_c],
-                    const int32_t bias[CFG::out_c], const int32_t multiplier[CFG::out_c],
+                    const bias_T bias[CFG::out_c], const int32_t multiplier[CFG::out_c],
                     const int32_t shift[CFG::out_c]) {
     for (int b = 0; b < CFG::batches; b++) {
         for (int oy = 0; oy < CFG::out_h; oy++) {
             for (int ox = 0; ox < CFG::out_w; ox++) {
                 const int base = ((b * CFG::out_h + oy) * CFG::out_w + ox) * CFG::out_c;
                 for (int oc = 0; oc < CFG::out_c; oc++) {
-                    int32_t acc = bias[oc];
+                    typename acc_of<bias_T>::type acc = bias[oc];
                     for (int ky = 0; ky < CFG::k_h; ky++) {
                         const int ny = oy + CFG::pad_top - ky;  // input y * stride_h
                         if (ny < 0 || ny % CFG::stride_h != 0 || ny / CFG::stride_h >= CFG::in_h) continue;
@@ -37,8 +38,8 @@ void transpose_conv(const data_T in[CFG::in_size], res_T out[CFG::out_size],
                             }
                         }
                     }
-                    out[base + oc] = requantize<ROUND_DOUBLE, res_T>(acc, multiplier[oc], shift[oc], CFG::output_offset,
-                                                                     CFG::act_min, CFG::act_max);
+                    out[base + oc] = requantize<sizeof(bias_T) == 8 ? ROUND_REDUCED : ROUND_DOUBLE, res_T>(
+                        acc, multiplier[oc], shift[oc], CFG::output_offset, CFG::act_min, CFG::act_max);
                 }
             }
         }
