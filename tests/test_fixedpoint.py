@@ -82,6 +82,43 @@ def test_single_rounding_differs_from_double_at_a_tie():
     assert int(fp.multiply_by_quantized_multiplier(4215, 1442659874, -5)) == 89  # rounds 2831.5 then 88.5
 
 
+def mbqm_away_c(x: int, m: int, shift: int) -> int:
+    """LiteRT's FC requantization in exact integers: |x * m| / 2**(31 - shift) rounded half up, sign put back."""
+    t = 31 - shift
+    mag = (abs(x * m) + (1 << (t - 1))) >> t
+    return -mag if x * m < 0 else mag
+
+
+WIDE = EDGE + [-(2**47) + 1, -(2**40) - 1, -(2**32) - 1, -(2**32), 2**32, 2**32 + 1, 2**40 + 3, 2**47 - 1]
+
+
+@pytest.mark.parametrize("shift", [-31, -20, -8, -2, -1, 0, 1, 4, 7])
+def test_mbqm_away_matches_exact_model_on_edges(shift):
+    """int32 edges and int64 accumulators (16x8) up to 2**47, where the int64 split must hold."""
+    for m in [0, 1, 1 << 30, 1518500250, I32_MAX]:
+        # t = 31 - shift < 32 cuts |x| at 2**32 (any output saturates beyond): wide x only with t >= 32
+        xs = WIDE if shift <= -1 else EDGE
+        got = fp.multiply_by_quantized_multiplier_away(np.array(xs, dtype=np.int64), m, shift)
+        assert got.tolist() == [mbqm_away_c(x, m, shift) for x in xs], (m, shift)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-(2**47), 2**47 - 1), st.integers(0, I32_MAX), st.integers(-31, -1))
+def test_mbqm_away_matches_exact_model_random(x, m, shift):
+    assert int(fp.multiply_by_quantized_multiplier_away(x, m, shift)) == mbqm_away_c(x, m, shift)
+
+
+def test_away_differs_from_single_on_negative_ties_only():
+    """Power-of-two multiplier 2**30 with shift -1: x / 4, ties at x = 4k + 2."""
+    xs = np.arange(-10, 11, dtype=np.int64)
+    away = fp.multiply_by_quantized_multiplier_away(xs, 1 << 30, -1)
+    single = fp.multiply_by_quantized_multiplier_single(xs, 1 << 30, -1)
+    assert away.tolist() == [mbqm_away_c(int(x), 1 << 30, -1) for x in xs]
+    assert xs[away != single].tolist() == [-10, -6, -2]  # -2.5 -> -3, -1.5 -> -2, -0.5 -> -1
+    assert int(fp.multiply_by_quantized_multiplier_away(-2, 1 << 30, -1)) == -1
+    assert int(fp.multiply_by_quantized_multiplier_single(-2, 1 << 30, -1)) == 0
+
+
 @pytest.mark.parametrize("real,expected", [
     (0.0, (0, 0)), (0.5, (1 << 30, 0)), (1.0, (1 << 30, 1)), (0.25, (1 << 30, -1)),
     (2.0**-40, (0, 0)),  # below 2**-31: flushed to zero as TFLite does

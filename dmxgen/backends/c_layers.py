@@ -34,7 +34,8 @@ C_RESOLVERS = Registry("c", "C kernel")
 INLINE, OUT_OF_LINE = True, False  # static inline in kernels.h, or out of line in kernels.c
 MATVECS = ("matvec_dense", "matvec_csr", "matvec_dcsr", "matvec_dcsr_gather")  # helpers (c_render.HELPERS)
 DTYPE_SUFFIX = {"int8": "s8", "int16": "s16", "float32": "f32"}  # C kernel names: dmx_<kind>_<suffix>
-ROUNDING = {"double": 0, "single": 1, "reduced": 2}  # dmx_requant_t.single_rounding (2: 16x8 layers only)
+# dmx_requant_t.single_rounding (2: 16x8 layers only; 3: one rounding, ties away from zero)
+ROUNDING = {"double": 0, "single": 1, "reduced": 2, "away": 3}
 KERNEL_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "c" / "kernels"
 
 
@@ -176,7 +177,7 @@ class Resolver:
         shift_sym = layer.array("shift", shift.astype(np.int32))
         # The MVE kernels' split (dmx_requant_t): VQRDMULH after a left shift, VRSHL by `right`; single
         # rounding as VMULH + VRSHL by shift + 1 when every shift <= -2 (a 64-bit product's rounding shift
-        # by 31 - shift >= 33 then only needs the product's high word).
+        # by 31 - shift >= 33 then only needs the product's high word; ties away from zero also its low word).
         left = right = Sym(None)
         if rounding == 0:
             if np.any(shift > 0):
@@ -184,7 +185,7 @@ class Resolver:
                 right = layer.array("right", np.minimum(shift, 0).astype(np.int32), comment="MVE: min(shift, 0)")
             else:
                 right = shift_sym  # min(shift, 0) is the shift itself
-        elif rounding == 1 and shift.size and np.all(shift <= -2):
+        elif rounding in (1, 3) and shift.size and np.all(shift <= -2):  # half up, or ties away from zero
             right = layer.array("right", (shift + 1).astype(np.int32), comment="MVE: shift + 1 (single rounding)")
         return fields(mult=mult_sym, shift=shift_sym,
                       per_channel=per_channel, single_rounding=rounding,

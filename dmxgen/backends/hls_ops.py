@@ -115,10 +115,10 @@ def _activation(c: OpContext) -> dict:
 
 
 def _rounding(c: OpContext) -> str:
-    """double, single, or reduced (16x8's 64-bit MultiplyByQuantizedMultiplier; dmx_fixedpoint.h)."""
+    """double, single, away (LiteRT's FC), or reduced (16x8's 64-bit MultiplyByQuantizedMultiplier; dmx_fixedpoint.h)."""
     rounding = c.op.attrs.get("rounding", "double")
-    if rounding not in ("single", "double", "reduced"):
-        raise c.fail(f"requantization rounding {rounding!r} has no HLS kernel (single, double, reduced)")
+    if rounding not in ("single", "away", "double", "reduced"):
+        raise c.fail(f"requantization rounding {rounding!r} has no HLS kernel (single, away, double, reduced)")
     return rounding
 
 

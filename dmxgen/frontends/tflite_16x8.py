@@ -3,7 +3,7 @@
 int16 activations (zero point 0), int8 weights, an int64 bias or none. Both interpreters then
 accumulate in int64 and requantize with the 64-bit MultiplyByQuantizedMultiplier, whose
 multiplier is reduced to 16 bits (rounding "reduced"), except LiteRT's FULLY_CONNECTED, which
-rounds once with the full multiplier, as it does for int8 ("single"). TFLite Micro also takes
+rounds once with the full multiplier, ties away from zero, as it does for int8 ("away"). TFLite Micro also takes
 an int32 bias for CONV_2D and FULLY_CONNECTED (or no bias with quantized_bias_type INT32): it
 then accumulates in int32 and rounds twice ("double"). LiteRT reads that int32 bias as int64
 (its outputs are garbage), and TFLite Micro's DEPTHWISE_CONV_2D does the same, while LiteRT's
@@ -50,4 +50,4 @@ def rounding_16x8(opname: str, w: Tensor, bias: Tensor | None, axis: int, shift,
     if int(np.max(shift)) > MAX_SHIFT:
         raise DmxError(f"a 16x8 {opname} requantizes with a left shift of {int(np.max(shift))}; TFLite's int64 "
                        f"kernel takes at most {MAX_SHIFT} (an output scale far too small for its inputs?)")
-    return "single" if opname == "FULLY_CONNECTED" and semantics == "tflite" else "reduced"
+    return "away" if opname == "FULLY_CONNECTED" and semantics == "tflite" else "reduced"

@@ -16,6 +16,7 @@ from ..errors import DmxError
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 def _wrap32(x: np.ndarray) -> np.ndarray:
@@ -146,10 +147,10 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
 def multiply_by_quantized_multiplier_single(x, multiplier, shift) -> np.ndarray:
     """One rounding: (x * multiplier + 2**(t-1)) >> t with t = 31 - shift.
 
-    TFLite's reference FULLY_CONNECTED requantizes this way (its 64-bit
-    MultiplyByQuantizedMultiplier); TFLite Micro and every other kernel use the
-    double-rounding version above. The two differ when the first rounding
-    lands exactly on a half.
+    dmxgen's own power-of-two requantization (torch flow) rounds this way; LiteRT's
+    reference FULLY_CONNECTED rounds once too but ties away from zero (the _away
+    version below). TFLite Micro and every other kernel use the double-rounding
+    version above. They differ when a rounding lands exactly on a half.
     """
     x = np.asarray(x, dtype=np.int64)
     total = 31 - np.asarray(shift, dtype=np.int64)
@@ -170,6 +171,18 @@ def multiply_by_quantized_multiplier_single(x, multiplier, shift) -> np.ndarray:
     return np.where(wide, wide_result, narrow_result)
 
 
+def multiply_by_quantized_multiplier_away(x, multiplier, shift) -> np.ndarray:
+    """One rounding, ties away from zero: sign(x) * ((|x| * multiplier + 2**(t-1)) >> t), t = 31 - shift.
+
+    What LiteRT's reference int8 FULLY_CONNECTED computes (measured: with a power-of-two real
+    multiplier, where ties are common, the half-up rounding above differs on negative ties).
+    The single rounding of |x| keeps its int64 split for wide accumulators; multiplier >= 0.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    mag = multiply_by_quantized_multiplier_single(np.abs(np.maximum(x, -INT64_MAX)), multiplier, shift)
+    return np.where(x < 0, -mag, mag)
+
+
 def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
     """TFLite's 64-bit MultiplyByQuantizedMultiplier (16x8 CONV_2D, DEPTHWISE_CONV_2D, and
     FULLY_CONNECTED in TFLite Micro): the Q31 multiplier reduced to 16 bits
@@ -184,7 +197,7 @@ def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
 
 # rounding attr of conv2d / depthwise_conv2d / fully_connected -> the requantization it names
 ROUNDINGS = {"double": multiply_by_quantized_multiplier, "single": multiply_by_quantized_multiplier_single,
-             "reduced": multiply_by_quantized_multiplier_int64}
+             "away": multiply_by_quantized_multiplier_away, "reduced": multiply_by_quantized_multiplier_int64}
 
 
 # The constants derived from scales (multipliers of ADD, MUL, conv; clamp bounds) are in quant_params.py.

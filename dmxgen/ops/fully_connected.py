@@ -22,9 +22,10 @@ class FullyConnectedAttrs:
     activation: str
     act_min: int
     act_max: int
-    # LiteRT's reference FC rounds once, TFLite Micro's twice (docs/goldens.md); reduced: TFLite Micro's 16x8
+    # LiteRT's reference FC rounds once with ties away from zero ("away"), TFLite Micro's twice
+    # (docs/goldens.md); single: dmxgen's own power-of-two requantization; reduced: TFLite Micro's 16x8
     # int64 MultiplyByQuantizedMultiplier (frontends/tflite_16x8.py)
-    rounding: Literal["single", "double", "reduced"] = "double"
+    rounding: Literal["single", "away", "double", "reduced"] = "double"
     weight_bits: int = 8
 
 

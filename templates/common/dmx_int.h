@@ -93,6 +93,24 @@ static inline int64_t dmx_mbqm_single64(int64_t x, int32_t multiplier, int32_t s
     return high * ((int64_t)1 << (32 - t)) + ((low + ((int64_t)1 << (t - 1))) >> t);
 }
 
+/** One rounding, ties away from zero: sign(x) * ((|x*M| + 2^(t-1)) >> t), t = 31 - shift (LiteRT's
+ *  reference int8 FULLY_CONNECTED); multiplier >= 0, shift <= 30 (|x*M| <= 2^62, no overflow). */
+static inline int64_t dmx_mbqm_away(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t t = 31 - shift;
+    const int64_t p = (int64_t)x * multiplier;
+    const int64_t mag = ((p < 0 ? -p : p) + ((int64_t)1 << (t - 1))) >> t;
+    return p < 0 ? -mag : mag;
+}
+
+/** dmx_mbqm_away of an int64 accumulator: dmx_mbqm_single64 of |x|, negated back (INT64_MIN read as
+ *  -INT64_MAX, as fixedpoint.py does). */
+static inline int64_t dmx_mbqm_away64(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int64_t mag = dmx_mbqm_single64(x >= 0 ? x : (x == INT64_MIN ? INT64_MAX : -x), multiplier, shift);
+    return x < 0 ? -mag : mag;
+}
+
 /** TFLite's 64-bit MultiplyByQuantizedMultiplier (16x8 conv, depthwise, TFLite Micro's FC): the
  *  multiplier reduced to 16 bits, one rounding by 15 - shift; exact for |x| < 2^47 and shift < 8,
  *  which the frontend checks. */

@@ -125,7 +125,7 @@ def test_depthwise(tmp_path, mult, stride, dilation, padding):
 
 # -- fully connected --------------------------------------------------------------------
 
-@pytest.mark.parametrize("semantics,rounding", [("tflite", "single"), ("tflm", "double")])
+@pytest.mark.parametrize("semantics,rounding", [("tflite", "away"), ("tflm", "double")])
 @pytest.mark.parametrize("fmt", ["dense", "csr", "dcsr"])
 def test_fully_connected_roundings_and_formats(tmp_path, semantics, rounding, fmt):
     model = fc_model(tmp_path, "fc", batches=2, sparsity=0.7, act="RELU")
@@ -141,7 +141,7 @@ def test_fully_connected_rounding_ties_differ(tmp_path):
         _, r = export_verify(model, tmp_path / sem, semantics=sem, n_inputs=8)
         assert_bit_exact(r)
         outs[sem] = (tmp_path / sem / "headers" / "fully_connected_0.h").read_text()
-    assert outs["tflite"] != outs["tflm"]  # single_rounding = 1 vs 0 (and TFLite's float32 product)
+    assert outs["tflite"] != outs["tflm"]  # single_rounding = 3 vs 0 (and TFLite's float32 product)
 
 
 def test_fully_connected_no_bias_and_wide_row_ptr(tmp_path):

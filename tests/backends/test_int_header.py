@@ -48,6 +48,8 @@ int main(void)
         else if (!strcmp(fn, "rdbpot64")) r = dmx_rdbpot64((int64_t)a, (int32_t)b);
         else if (!strcmp(fn, "mbqm")) r = dmx_mbqm((int32_t)a, (int32_t)b, (int32_t)c);
         else if (!strcmp(fn, "mbqm_single")) r = dmx_mbqm_single((int32_t)a, (int32_t)b, (int32_t)c);
+        else if (!strcmp(fn, "mbqm_away")) r = dmx_mbqm_away((int32_t)a, (int32_t)b, (int32_t)c);
+        else if (!strcmp(fn, "mbqm_away64")) r = dmx_mbqm_away64((int64_t)a, (int32_t)b, (int32_t)c);
         else if (!strcmp(fn, "clamp64")) r = dmx_clamp64((int64_t)a, (int32_t)b, (int32_t)c);
         else if (!strcmp(fn, "offset_clamp")) r = dmx_offset_clamp((int32_t)a, (int32_t)b, -128, 127);
         else if (!strcmp(fn, "sat_mul_pot")) r = dmx_sat_mul_pot((int32_t)a, (int32_t)b);
@@ -133,6 +135,22 @@ def test_quantized_multiplier_every_shift(harness, rounding):
     assert run(harness, calls) == ints(python(list(cols[1]), list(cols[2]), list(cols[3])))
     # the documented tie (docs/goldens.md): one rounding gives 88, two give 89
     assert run(harness, [(rounding, 4215, 1442659874, -5)]) == [88 if rounding == "mbqm_single" else 89]
+
+
+def test_quantized_multiplier_away_every_shift(harness):
+    """LiteRT's FC rounding (one rounding, ties away from zero), int32 and int64 accumulators, power-of-two
+    multipliers (ties on every other odd x) included."""
+    rng = np.random.default_rng(4)
+    mults = [0, 1 << 30, 1442659874, I32_MAX] + rng.integers(1 << 30, I32_MAX, 2).tolist()
+    xs = EDGE + [-6, -2, 2, 6, 4215] + rng.integers(-(2**24), 2**24, 6).tolist()
+    calls = [("mbqm_away", x, m, s) for x in xs for m in mults for s in range(-31, 31)]
+    wide = [-(2**47) + 1, -(2**40) - 2, -(2**33), 2**33 + 2, 2**47 - 1]
+    calls += [("mbqm_away64", x, m, s) for x in xs + wide for m in mults for s in range(-31, 0)]
+    cols = list(zip(*calls))
+    assert run(harness, calls) == ints(fp.multiply_by_quantized_multiplier_away(list(cols[1]), list(cols[2]),
+                                                                              list(cols[3])))
+    # x = -2 times 2^30 * 2^-1 / 2^31 is -0.5: away gives -1, the half-up single rounding 0
+    assert run(harness, [("mbqm_away", -2, 1 << 30, -1), ("mbqm_single", -2, 1 << 30, -1)]) == [-1, 0]
 
 
 def test_clamps_and_wraps(harness):

@@ -64,6 +64,14 @@ CASES = {
     "long_row": {"in_shape": (1, 500), "cout": 10},
     "per_channel": {"per_channel": True, "in_shape": (3, 16)},
     "per_channel_relu": {"per_channel": True, "act": "RELU", "zp_out": -60},
+    # power-of-two real multipliers: exact ties are frequent, and LiteRT rounds them away from zero
+    "pot_ties": {"in_shape": (8, 6), "cout": 16, "s_in": 1.0, "s_out": 1.0, "zp_in": 0, "zp_out": 0, "wrange": 3,
+                 "with_bias": False, "s_w": 0.25},
+    "pot_ties_per_channel": {"in_shape": (4, 6), "cout": 8, "s_in": 1.0, "s_out": 1.0, "zp_in": 0, "zp_out": 0,
+                             "wrange": 3, "s_w": [0.5, 0.25, 0.125, 0.0625] * 2},
+    # every shift <= -2: the MVE build requantizes four lanes at once (common_mve.c.j2 dmx_rq4_s32)
+    "pot_ties_four_lanes": {"in_shape": (4, 6), "cout": 8, "s_in": 1.0, "s_out": 1.0, "zp_in": 0, "zp_out": 0,
+                            "wrange": 3, "with_bias": False, "s_w": [0.125, 0.0625, 0.03125, 0.125] * 2},
 }
 
 
@@ -88,7 +96,7 @@ def test_fc_matches_tflm(tmp_path, name):
 
 @pytest.mark.parametrize("target", targets("fully_connected"))
 def test_fc_on_targets(tmp_path, target):
-    """Single (LiteRT) rounding on every case, double (TFLM) on those checked against TFLM."""
+    """LiteRT's rounding (once, ties away from zero) on every case, double (TFLM) on those checked against TFLM."""
     check_targets(tmp_path, target, {name: case(name) for name in CASES}, tflm=TFLM)
 
 
@@ -146,6 +154,40 @@ def test_litert_rounds_once_tflm_twice(tmp_path, per_channel):
     assert differ > 0
 
 
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_litert_rounds_ties_away_from_zero(tmp_path, per_channel):
+    """With power-of-two real multipliers (0.5, 0.25, 0.125: a rounded shift), acc * M * 2^shift / 2^31
+    is often exactly k + 1/2. LiteRT's reference FC rounds those ties away from zero ("away"); the
+    half-up single rounding agrees on positive ties and must differ on negative ones."""
+    s_w = [0.5, 0.25, 0.125, 0.0625] * 4 if per_channel else 0.25
+    m, x, y = fc_model(seed=10, in_shape=(8, 6), cout=16, s_in=1.0, s_out=1.0, zp_in=0, zp_out=0, wrange=3,
+                       with_bias=False, s_w=s_w)
+    path = save(m, tmp_path, [x], [y])
+    g = load_tflite(path)
+    op = g.ops[0]
+    assert op.attrs["rounding"] == "away"
+    w = g.tensors[op.inputs[1]].data.astype(np.int64)
+    mult = np.broadcast_to(np.asarray(op.attrs["multiplier"], np.int64), (16,))
+    t = 31 - np.broadcast_to(np.asarray(op.attrs["shift"], np.int64), (16,))
+    ties = {"neg": 0, "pos": 0}
+    differ = 0
+    for inputs in input_sets(g, 6, seed=11, extremes=False):
+        out = reference.run(g, inputs)[g.outputs[0]]
+        np.testing.assert_array_equal(out, run_golden(path, inputs, "tflite")[0])
+        prod = (inputs[0].astype(np.int64).reshape(-1, 6) @ w.T) * mult
+        tie = (prod & ((np.int64(1) << t) - 1)) == (np.int64(1) << (t - 1))
+        inside = (out > -128) & (out < 127)  # not clamped
+        ties["neg"] += int(np.count_nonzero(tie & (prod < 0) & inside))
+        ties["pos"] += int(np.count_nonzero(tie & (prod > 0) & inside))
+        op.attrs["rounding"] = "single"
+        wrong = reference.run(g, inputs)[g.outputs[0]] != out
+        op.attrs["rounding"] = "away"
+        assert not np.any(wrong & ~(tie & (prod < 0)))  # the half-up rounding errs on negative ties only
+        differ += int(np.count_nonzero(wrong))
+    assert ties["neg"] > 10 and ties["pos"] > 10, ties
+    assert differ >= ties["neg"]  # ... and on each of them that no clamp hides
+
+
 # -- 16x8: int16 activations (zero point 0), int8 weights, int64 bias (frontends/tflite_16x8.py) -----------
 # name -> (fc_model kwargs, to_16x8 kwargs); fc_model's int8 zero points become int16's 0
 CASES16 = {
@@ -162,6 +204,11 @@ CASES16 = {
     "long_row": ({"in_shape": (1, 500), "cout": 10}, {}),
     # +-2^33 on alternate channels: outputs near +-20000, the inputs' share a few LSB
     "bias_beyond_int32": ({"per_channel": True, "spread": 1.3e-3, "in_shape": (2, 16)}, {"bias_big": 2**33}),
+    # power-of-two real multipliers: LiteRT's one rounding meets exact ties and rounds them away from zero
+    "pot_ties": ({"in_shape": (8, 6), "cout": 16, "s_in": 1.0, "s_out": 1.0, "wrange": 3, "with_bias": False,
+                  "s_w": 0.25}, {}),
+    "pot_ties_per_channel": ({"in_shape": (4, 6), "cout": 8, "s_in": 1.0, "s_out": 1.0, "wrange": 3,
+                              "s_w": [0.5, 0.25, 0.125, 0.0625] * 2}, {}),
 }
 
 
@@ -190,12 +237,12 @@ def test_fc_16x8_relu6_clamps_inside_int16(tmp_path):
 
 
 def test_fc_16x8_roundings_differ_between_interpreters(tmp_path):
-    """LiteRT's 16x8 FC rounds once with the Q31 multiplier ("single"), TFLite Micro's with the
+    """LiteRT's 16x8 FC rounds once with the Q31 multiplier ("away"), TFLite Micro's with the
     multiplier reduced to 16 bits ("reduced"): each matches its own interpreter, and they differ."""
     c = case16("per_channel")
     path = save(c.m, tmp_path, c.inputs, c.outputs)
     g1, g2 = load_tflite(path), load_tflite(path, semantics="tflm")
-    assert (g1.ops[0].attrs["rounding"], g2.ops[0].attrs["rounding"]) == ("single", "reduced")
+    assert (g1.ops[0].attrs["rounding"], g2.ops[0].attrs["rounding"]) == ("away", "reduced")
     differ = 0
     for inputs in input_sets(g1, 6, seed=3):
         single, reduced = (reference.run(g, inputs)[g.outputs[0]] for g in (g1, g2))
@@ -222,7 +269,7 @@ def test_fc_16x8_int32_bias_type_without_bias(tmp_path):
     c = case16("no_bias")
     c.m.sg.operators[0].builtinOptions.quantizedBiasType = 2  # TensorType.INT32
     path = save(c.m, tmp_path, c.inputs, c.outputs)
-    for semantics, rounding in (("tflm", "double"), ("tflite", "single")):
+    for semantics, rounding in (("tflm", "double"), ("tflite", "away")):
         g = load_tflite(path, semantics=semantics)
         assert g.ops[0].attrs["rounding"] == rounding
         assert np.unique(compare(path, case_sets(c, g), semantics)).size > 20

@@ -144,7 +144,7 @@ def test_each_former_mode_is_a_kind_with_its_own_required_attributes():
     assert str(e.value).startswith("op 's' (softmax): unknown attribute 'input_multiplier'")
     with pytest.raises(ValueError) as e:
         Op("s", "fully_connected", ["x", "w", ""], ["y"], dict(VALID["fully_connected"][0], rounding="twice"))
-    assert "attribute 'rounding' should be one of 'single', 'double', 'reduced', got str 'twice'" in str(e.value)
+    assert "attribute 'rounding' should be one of 'single', 'away', 'double', 'reduced', got str 'twice'" in str(e.value)
 
 
 def test_attributes_changed_after_building_are_checked_when_read():

@@ -74,8 +74,8 @@ def op_fully_connected(reader, op, ins, outs):
     attrs = {"input_offset": -reader._need_quant(inp, "input").zp,
              "output_offset": reader._need_quant(out, "output").zp,
              "batches": inp.size // cin,
-             # LiteRT's reference FC rounds once, TFLite Micro's twice (docs/goldens.md).
-             "rounding": "single" if reader.semantics == "tflite" else "double"}
+             # LiteRT's reference FC rounds once, ties away from zero; TFLite Micro's twice (docs/goldens.md).
+             "rounding": "away" if reader.semantics == "tflite" else "double"}
     attrs["multiplier"], attrs["shift"] = reader._channel_multipliers(inp, w, out, cout)
     attrs.update(reader._act(o.FusedActivationFunction() if o else 0, out))
     attrs.update(reader._16x8("FULLY_CONNECTED", ins, 0, attrs, o))

@@ -18,8 +18,9 @@
 namespace dmx {
 
 /** Requantization flavours of a conv/FC layer (the graph's `rounding` attribute): TFLite's two
- *  roundings, LiteRT's one (FULLY_CONNECTED), and 16x8's 64-bit MultiplyByQuantizedMultiplier. */
-enum { ROUND_DOUBLE = 0, ROUND_SINGLE = 1, ROUND_REDUCED = 2 };
+ *  roundings, one rounding half up (power-of-two layers), LiteRT's FULLY_CONNECTED (one rounding, ties
+ *  away from zero), and 16x8's 64-bit MultiplyByQuantizedMultiplier. */
+enum { ROUND_DOUBLE = 0, ROUND_SINGLE = 1, ROUND_REDUCED = 2, ROUND_AWAY = 3 };
 
 /** The accumulator type of a layer whose bias is bias_T: int32 (int8 layers), int64 (TFLite's 16x8,
  *  whose int16 x int8 products summed over a large patch outgrow int32). */
@@ -36,6 +37,7 @@ struct acc_of<int64_t> {
 template <int ROUNDING>
 inline int64_t scale_acc(int32_t acc, int32_t multiplier, int shift) {
     return ROUNDING == ROUND_SINGLE    ? dmx_mbqm_single(acc, multiplier, shift)
+           : ROUNDING == ROUND_AWAY    ? dmx_mbqm_away(acc, multiplier, shift)
            : ROUNDING == ROUND_REDUCED ? dmx_mbqm64(acc, multiplier, shift)
                                        : (int64_t)dmx_mbqm(acc, multiplier, shift);
 }
@@ -45,6 +47,7 @@ inline int64_t scale_acc(int32_t acc, int32_t multiplier, int shift) {
 template <int ROUNDING>
 inline int64_t scale_acc(int64_t acc, int32_t multiplier, int shift) {
     return ROUNDING == ROUND_SINGLE    ? dmx_mbqm_single64(acc, multiplier, shift)
+           : ROUNDING == ROUND_AWAY    ? dmx_mbqm_away64(acc, multiplier, shift)
            : ROUNDING == ROUND_REDUCED ? dmx_mbqm64(acc, multiplier, shift)
                                        : (int64_t)dmx_mbqm(dmx_wrap32(acc), multiplier, shift);
 }
