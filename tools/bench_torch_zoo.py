@@ -132,10 +132,11 @@ def float_layers(converted: nn.Module) -> list[str]:
         if name and type(m) is not nn.Module and type(m).__module__.startswith("torch.nn.modules") \
                 and any(True for _ in m.parameters()):
             found.add(type(m).__name__)
-    for node in getattr(converted, "graph", fx_graph_none).nodes:
+    params = dict(converted.named_parameters())
+    for node in converted.graph.nodes:
         if node.op != "get_attr" or node.target.endswith(("scale", "zero_point")) or "_scale_" in node.target:
             continue
-        value = converted.get_parameter(node.target) if _is_param(converted, node.target) else None
+        value = params.get(node.target)
         if value is not None and value.is_floating_point() and value.numel() > 1:
             ops = sorted({getattr(u.target, "__name__", str(u.target)) for u in node.users} - QUANTIZING)
             if ops:  # read by a float op, not quantized on the way in
@@ -144,21 +145,6 @@ def float_layers(converted: nn.Module) -> list[str]:
 
 
 QUANTIZING = {"quantize_per_tensor", "quantize_per_channel"}
-
-
-class _NoGraph:
-    nodes = ()
-
-
-fx_graph_none = _NoGraph()
-
-
-def _is_param(module: nn.Module, target: str) -> bool:
-    try:
-        module.get_parameter(target)
-        return True
-    except AttributeError:
-        return False
 
 
 def quantizable(net: nn.Module, x: torch.Tensor) -> nn.Module | None:

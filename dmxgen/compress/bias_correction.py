@@ -93,9 +93,8 @@ def float_means(float_net: nn.Module, layers: list, batch: tuple) -> dict[int, t
     hooks = []
     for layer in layers:
         where = layer.bn if layer.bn is not None else layer.layer
-        dim = 1 if layer.is_conv else -1
 
-        def hook(_mod, _args, out, key=id(layer), dim=dim):
+        def hook(_mod, _args, out, key=id(layer), dim=layer.channel_dim):
             seen.setdefault(key, []).append(sample_means(out, dim))
 
         hooks.append(where.register_forward_hook(hook))

@@ -81,6 +81,11 @@ class QuantWeighted(_HasInputs):
     def is_conv(self) -> bool:
         return isinstance(self.layer, nn.modules.conv._ConvNd)
 
+    @property
+    def channel_dim(self) -> int:
+        """Where the output channels are: dim 1 of a conv's NC... output, the last dim of a Linear's."""
+        return 1 if self.is_conv else -1
+
     def out_major(self, w: torch.Tensor) -> torch.Tensor:
         """The layer's weight (or mask) with output channels first: as stored, except for
         ConvTranspose2d's [Cin, Cout, ...] (compress/decoders.py); its own inverse."""
@@ -145,7 +150,7 @@ class QuantWeighted(_HasInputs):
         target, self.bias_target = self.bias_target, None
         with torch.no_grad():
             w_hat, _, _, b_hat, _ = self.quantized()
-            mine = sample_means(self._compute(x, w_hat, b_hat), 1 if self.is_conv else -1)
+            mine = sample_means(self._compute(x, w_hat, b_hat), self.channel_dim)
             self.bias_correction.add_(shrunk_shift(target, mine).to(self.bias_correction.dtype))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -176,7 +176,7 @@ class Model(nn.Module):
             for layer in corrected:
                 if hasattr(layer, "end_bias_correction"):  # an LSTM or GRU: from its float calibration run
                     layer.end_bias_correction()
-            weighted = [m for m in self.weighted_layers().values() if m.correct_bias and not self._trained]
+            weighted = [m for m in corrected if isinstance(m, QuantWeighted) and m.correct_bias]
             if weighted and samples is not None and not self.uncalibrated():
                 correct_biases(self, weighted, samples)
             self.train(was_training)

@@ -187,11 +187,14 @@ class QuantRecurrent(_HasInputs):
         self.correct_bias = True  # config `bias_correction`
         self._input_means: dict | None = None
 
+    def correction_buffers(self) -> list[tuple[str, torch.Tensor]]:
+        """(name, buffer) of every layer's ih_/hh_correction_l<i>."""
+        return [(n, b) for n, b in self.named_buffers(recurse=False) if "_correction_l" in n]
+
     def begin_bias_correction(self) -> None:
         """Calibration starts: drop the old corrections; measure each layer's mean input and state."""
-        for name, b in self.named_buffers(recurse=False):
-            if "_correction_l" in name:
-                b.zero_()
+        for _, b in self.correction_buffers():
+            b.zero_()
         self._input_means = {} if self.correct_bias else None
 
     def observe_layer(self, i: int, x: torch.Tensor, outs: torch.Tensor) -> None:
@@ -222,9 +225,8 @@ class QuantRecurrent(_HasInputs):
                 getattr(self, f"{kind}_correction_l{i}").copy_(shift.float())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name, b in self.named_buffers(recurse=False):  # saved before bias correction existed: none
-            if "_correction_l" in name:
-                state_dict.setdefault(prefix + name, torch.zeros_like(b))
+        for name, b in self.correction_buffers():  # saved before bias correction existed: none
+            state_dict.setdefault(prefix + name, torch.zeros_like(b))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:

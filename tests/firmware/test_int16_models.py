@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,6 +199,18 @@ KINDS = {"ds_cnn": ("quantize", "conv2d", "depthwise_conv2d", "avg_pool2d", "ful
          "autoencoder": ("conv2d", "transpose_conv", "prelu")}
 
 
+def build_tflite(name: str, folder: Path):
+    """MODELS[name] calibrated on 16 seeded inputs and written to folder/model.tflite: (its path, the
+    net, its scales, the generator, which goes on to make the held-out inputs). The HLS test
+    (tests/hls/test_int16_hls.py) builds the same models with it."""
+    net = MODELS[name]()
+    rng = np.random.default_rng(5)
+    scales = net.calibrate(smooth_inputs(rng, net.input_shape, 16))
+    path = folder / "model.tflite"
+    path.write_bytes(net.build(scales))
+    return path, net, scales, rng
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """name -> (model.tflite, the exported folder, held-out float inputs (also in held_out.npy), the scales),
@@ -206,12 +219,8 @@ def built(tmp_path_factory):
 
     def get(name: str):
         if name not in made:
-            net = MODELS[name]()
-            rng = np.random.default_rng(5)
-            scales = net.calibrate(smooth_inputs(rng, net.input_shape, 16))
             d = tmp_path_factory.mktemp(name)
-            path = d / "model.tflite"
-            path.write_bytes(net.build(scales))
+            path, net, scales, rng = build_tflite(name, d)
             out = d / "out"
             cli("export", path, "-o", out, "--vectors", "2")
             held = smooth_inputs(rng, net.input_shape, 4)

@@ -23,7 +23,7 @@ from dmxgen.frontends.tflite import load_tflite
 from dmxgen.targets import export
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))  # as pytest imports that folder
-from test_int16_models import KINDS, MODELS, model_input, smooth_inputs  # noqa: E402
+from test_int16_models import KINDS, MODELS, build_tflite, model_input, smooth_inputs  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None or shutil.which("make") is None,
                                 reason="HLS csim needs g++ and make")
@@ -37,12 +37,8 @@ def built(tmp_path_factory):
 
     def get(name: str):
         if name not in made:
-            net = MODELS[name]()
-            rng = np.random.default_rng(5)
-            scales = net.calibrate(smooth_inputs(rng, net.input_shape, 16))
             d = tmp_path_factory.mktemp(name)
-            path = d / "model.tflite"
-            path.write_bytes(net.build(scales))
+            path, net, scales, rng = build_tflite(name, d)
             g = load_tflite(path)
             held = np.stack([model_input(x, scales["input_q"], net.float_io)
                              for x in smooth_inputs(rng, net.input_shape, 4)])  # [vector, *input shape]

@@ -282,15 +282,22 @@ def _io(manifest: dict) -> tuple[list[dict], list[dict]]:
     return manifest_io(manifest, "input"), manifest_io(manifest, "output")
 
 
-def test_lstm_state_is_kept_across_runs_and_reset(tmp_path):
-    """Two dmx_model_run calls without a reset are one sequence of twice the steps (as two invoke()s of
-    TFLite); the harness's reset before each vector makes each one run from the reset state again."""
+def _short_and_long(tmp_path):
+    """(steps, an LSTM of 3 steps, the same weights over 6 steps, two 3-step inputs a and b): a then b
+    carried across calls must be the long model's run of a + b."""
     steps, kw = 3, dict(batch=2, n_in=5, n_cell=8, n_out=6, seed=21)
     short, long_ = lstm_model(steps=steps, **kw), lstm_model(steps=2 * steps, **kw)  # the same weights
     g_short = load_tflite(save(short.m, tmp_path, short.inputs, short.outputs, name="short"))
     g_long = load_tflite(save(long_.m, tmp_path, long_.inputs, long_.outputs, name="long"))
     rng = np.random.default_rng(5)
     a, b = (rng.integers(-128, 128, (2, steps, 5)).astype(np.int8) for _ in range(2))
+    return steps, g_short, g_long, a, b
+
+
+def test_lstm_state_is_kept_across_runs_and_reset(tmp_path):
+    """Two dmx_model_run calls without a reset are one sequence of twice the steps (as two invoke()s of
+    TFLite); the harness's reset before each vector makes each one run from the reset state again."""
+    steps, g_short, g_long, a, b = _short_and_long(tmp_path)
     out = tmp_path / "out"
     manifest = export(g_short, out, targets=("c",), n_vectors=1)
     inputs, outputs = _io(manifest)
@@ -338,12 +345,7 @@ def run_hls_sequence(tmp_path, graph, vectors, expected, resets, interface="arra
 def test_lstm_hls_state_is_kept_across_calls_and_reset(tmp_path, interface):
     """dmx_top keeps the states across calls: two calls without reset_state are one sequence of twice the
     steps; a call with reset_state runs from the reset state again (as the C model, docs/lstm.md)."""
-    steps, kw = 3, dict(batch=2, n_in=5, n_cell=8, n_out=6, seed=21)
-    short, long_ = lstm_model(steps=steps, **kw), lstm_model(steps=2 * steps, **kw)  # the same weights
-    g_short = load_tflite(save(short.m, tmp_path, short.inputs, short.outputs, name="short"))
-    g_long = load_tflite(save(long_.m, tmp_path, long_.inputs, long_.outputs, name="long"))
-    rng = np.random.default_rng(5)
-    a, b = (rng.integers(-128, 128, (2, steps, 5)).astype(np.int8) for _ in range(2))
+    steps, g_short, g_long, a, b = _short_and_long(tmp_path)
     (want,) = reference.run(g_long, [np.concatenate([a, b], axis=1)]).values()
     (from_reset,) = reference.run(g_short, [b]).values()
     assert not np.array_equal(from_reset, want[:, steps:])  # the state matters: the two differ
