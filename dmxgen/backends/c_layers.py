@@ -22,6 +22,7 @@ from ..graph import Graph, Op
 from ..ops import SPECS, Registry
 from ..ops.add import kernel_constants
 from ..ops.avg_pool2d import window_ends
+from ..ops.depthwise_conv2d import plane_bytes, plane_shape
 from ..plan import Plan
 from ..graph import loops
 from . import c_16x8
@@ -61,6 +62,21 @@ def _im2col_bytes(graph: Graph, op: Op) -> int:
     if itemsize != 1:
         return 0 if direct else k * itemsize
     return 2 * (-(-k // 16) * 16) + (0 if direct else 2 * k)
+
+
+def _depthwise_plane(graph: Graph, op: Op) -> tuple[int, int] | None:
+    """The channel plane of an int8 depthwise layer's MVE kernel (ops/depthwise_conv2d.py), or None."""
+    if graph.tensors[op.inputs[0]].dtype != "int8" or op.attrs.get("rounding", "double") != "double":
+        return None  # int16 has its own kernel; the plane's requantization is TFLite's double rounding
+    _, kh, kw, _ = graph.tensors[op.inputs[1]].shape
+    at = op.attrs
+    return plane_shape(graph.tensors[op.inputs[0]].shape, graph.tensors[op.outputs[0]].shape, (kh, kw),
+                       at["stride"], at["dilation"], at["pad"])
+
+
+def _depthwise_plane_bytes(graph: Graph, op: Op) -> int:
+    plane = _depthwise_plane(graph, op)
+    return 0 if plane is None else plane_bytes(*plane, op.attrs["stride"])
 
 
 def _mean_sums_bytes(graph: Graph, op: Op) -> int:
@@ -280,7 +296,7 @@ class Resolver:
         layer.fields = fields(batches=op.attrs["batches"], w=self.matvec(layer, op, lw), rq=self.requant(layer, op))
         layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
 
-    @c_resolver("depthwise_conv2d", {"depthwise_conv2d": INLINE})
+    @c_resolver("depthwise_conv2d", {"depthwise_conv2d": INLINE}, scratch=_depthwise_plane_bytes)
     def depthwise_conv2d(self, layer: Layer, op: Op, i: int) -> None:
         if c_16x8.is_16x8(self.g, op):
             return c_16x8.depthwise_conv2d(self, layer, op, i)
@@ -293,6 +309,7 @@ class Resolver:
         bias = self.bias(op, out_c)
         folded = bias + at["input_offset"] * taps.sum(axis=0)
         pt, pl, _, _ = at["pad"]
+        plane = _depthwise_plane(self.g, op) or (0, 0)  # rows, columns; 0: no plane (the lanes kernel)
         layer.kernel, layer.struct_type = "dmx_depthwise_conv2d_s8", "dmx_depthwise_conv2d_t"
         layer.fields = fields(
             batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
@@ -301,8 +318,8 @@ class Resolver:
             input_offset=at["input_offset"], w=layer.array("values", lw.enc.arrays["values"], "weights", "dense taps"),
             bias=layer.array("bias", self.int32(layer, "bias", bias)),
             bias_folded=layer.array("bias_folded", self.int32(layer, "folded bias", folded)),
-            rq=self.requant(layer, op))
-        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op)]
+            rq=self.requant(layer, op), plane_h=plane[0], plane_w=plane[1])
+        layer.args = [self.ref(layer, op.inputs[0]), self.out_ref(layer, op), self.scratch_ref(i)]
 
     def _binary(self, layer: Layer, op: Op) -> Field:
         walk = loops.broadcast(self.shape(op.outputs[0]), self.shape(op.inputs[0]), self.shape(op.inputs[1]))

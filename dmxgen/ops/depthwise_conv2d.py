@@ -70,3 +70,40 @@ def depthwise_accumulate(p: np.ndarray, w: np.ndarray, mult: int, bound: int) ->
                 np.multiply(p[:, :, :, ky, kx], wt[ky, kx], out=tmp)
                 acc += tmp
     return acc.reshape(n, oh, ow, c * mult).astype(np.int64)
+
+
+# -- the MVE int8 kernel's channel planes (templates/c/kernels/depthwise_conv2d_mve.c.j2) -------------------
+PLANE_GROUPS = 8  # struct dmx_dw_taps: windows of more tap groups run the channels-across-lanes kernel
+PLANE_MIN_OUTPUTS = 16  # a plane costs a copy and a weight gather per channel: smaller outputs keep the lanes kernel
+
+
+def tap_groups(k_h: int, k_w: int, dil_h: int, dil_w: int, plane_w: int) -> int:
+    """How many byte gathers cover one window: taps in row-major order, up to 16 to a gather and each
+    within 255 bytes (VLDRB's 8-bit offsets) of its group's first tap. The C kernel groups alike."""
+    groups, first, base = 0, 0, 0
+    for k in range(k_h * k_w):
+        off = (k // k_w) * dil_h * plane_w + (k % k_w) * dil_w
+        if groups == 0 or k - first == 16 or off - base > 255:
+            groups, first, base = groups + 1, k, off
+    return groups
+
+
+def plane_shape(in_shape, out_shape, k, stride, dilation, pad) -> tuple[int, int] | None:
+    """(rows, columns) of one channel as a plane padded with the input zero point, from which the MVE
+    int8 kernel gathers each window with one VLDRB per group of 16 taps and sums it with one VMLADAVA;
+    None where that kernel is not used: fewer than PLANE_MIN_OUTPUTS outputs per channel, more than
+    PLANE_GROUPS tap groups, or channels too many for 16-bit gather offsets (7 * out_c > 65535)."""
+    _, in_h, in_w, in_c = in_shape
+    _, out_h, out_w, out_c = out_shape
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl) = k, stride, dilation, pad[:2]
+    rows = max((out_h - 1) * sh + (kh - 1) * dh + 1, pt + in_h)
+    cols = max((out_w - 1) * sw + (kw - 1) * dw + 1, pl + in_w)
+    if out_h * out_w < PLANE_MIN_OUTPUTS or 7 * out_c > 0xFFFF or tap_groups(kh, kw, dh, dw, cols) > PLANE_GROUPS:
+        return None
+    return rows, cols
+
+
+def plane_bytes(rows: int, cols: int, stride: tuple[int, int]) -> int:
+    """The plane and what a last, partial block of four outputs reads past it (three steps of a row or
+    of a column), in 16-byte vectors; the C kernel fills the same bytes."""
+    return -(-(rows * cols + 3 * max(stride[1], stride[0] * cols)) // 16) * 16
