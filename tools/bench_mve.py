@@ -53,7 +53,7 @@ def sparse_rows(out_root: Path) -> tuple[list[dict], bool]:
     _, dcsr_scalar = run(SPARSE, "dcsr", False, out_root)
     _, dense_mve = run(SPARSE, "dense", True, out_root)
     _, dense_scalar = run(SPARSE, "dense", False, out_root)
-    auto_manifest, auto_mve = run(SPARSE, "dcsr_gather", True, out_root)  # conv layers fall back to dcsr
+    auto_manifest, auto_mve = run(SPARSE, "dcsr_gather", True, out_root)  # every pruned layer in the variant
     runs = (dense_mve, dcsr_mve, dense_scalar, dcsr_scalar, auto_mve)
     counts = [{lc.index: lc.instructions for lc in r.layers} for r in runs]
     auto_fmt = {layer["index"]: layer.get("format") for layer in auto_manifest["layers"]}

@@ -3,9 +3,11 @@
 The cost model (`instructions`, `prefer_faster`): bytes are each encoding's flash size;
 instructions are the M55 (MVE) kernel's count for one input vector, from per-group and
 per-row costs measured on QEMU (docs/formats-dcsr-gather.md gives the figures). Only one
-trade is offered, on single-vector layers (fully_connected): dcsr -> dcsr_gather, taken when
-the variant runs fewer instructions and its bytes stay below every format other than dCSR
-(dense, CSR: the variant never stores more than the next format auto would fall back to).
+trade is offered, on fully_connected and conv2d layers: dcsr -> dcsr_gather, taken when the
+variant runs fewer instructions and its bytes stay below every format other than dCSR (dense,
+CSR: the variant never stores more than the next format auto would fall back to). A convolution
+runs the product once per pixel (a direct 1x1 four pixels per pass over a row), so the per-vector
+figures order the two formats for it as for an FC layer.
 """
 from __future__ import annotations
 

@@ -11,12 +11,12 @@ reports it. The rules, in order, for one tensor:
    kept when its format has a kernel for the op;
 3. `auto` takes the format with a kernel that stores the fewest bytes
    (dense INT4 two weights a byte where the policy packs INT4), except that a
-   dCSR pick on a single-vector layer becomes dCSR's gather-offset variant
+   dCSR pick on a fully connected or conv2d layer becomes dCSR's gather-offset variant
    (dcsr_gather) when auto.py's cost model says it runs fewer instructions and
    its bytes stay below dense and CSR (targets whose policy has `gather`);
 4. csr / dcsr / dcsr_gather apply to ops with a kernel in that format and to
    tensors with at least `min_sparsity` zeros; the others stay dense
-   (dcsr_gather asked for an op without that kernel, a conv2d, gives dcsr).
+   (dcsr_gather asked for an op without that kernel gives dcsr where the op has a dCSR kernel).
    A policy without `gather` (the HLS target) refuses dcsr_gather outright.
 
 The reason for every choice goes into manifest.json. This module sees a graph

@@ -13,8 +13,8 @@ from ._base import CodecError
 # spec's `weight_formats` (dmxgen/ops/<kind>.py). Codecs import nothing of dmxgen, so the table is
 # repeated here and tests/ops/test_support.py holds it equal to the specs.
 SPARSE_KERNELS: dict[str, tuple[str, ...]] = {
-    "fully_connected": ("dense", "csr", "dcsr", "dcsr_gather"),  # dcsr_gather: single vectors only
-    "conv2d": ("dense", "csr", "dcsr"),
+    "fully_connected": ("dense", "csr", "dcsr", "dcsr_gather"),  # dcsr_gather: the C backend only
+    "conv2d": ("dense", "csr", "dcsr", "dcsr_gather"),
     "depthwise_conv2d": ("dense",),
     "lstm": ("dense",),  # each gate's [cell, in] or [cell, out] matrix, like an FC's
     "gru": ("dense",),  # as the lstm's

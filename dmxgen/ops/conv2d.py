@@ -39,6 +39,7 @@ class Conv2d(ConvSpec):
     targets = ("c", "c_mve", "hls", "tflite", "torch")
     dtypes = ("int8", "int16")  # int16: C (MVE matvec: s16/matvec_dense_mve.c.j2), HLS (int64 accumulators)
     mve_dtypes = dtypes
+    weight_formats = ("dense", "csr", "dcsr", "dcsr_gather")  # dcsr_gather: C only (the HLS kernels read dCSR)
 
     def reference(self, op, args, out_t):
         x, w = args[0], args[1]

@@ -145,9 +145,15 @@ def test_asking_for_the_variant():
     w = sparse((12, 200), 0.9)
     assert choose(StoragePolicy("dcsr_gather"), "fc", "fully_connected", w).fmt == "dcsr_gather"
     conv = choose(StoragePolicy("dcsr_gather"), "pw", "conv2d", w.reshape(12, 1, 1, 200))
-    assert (conv.fmt, conv.reason) == ("dcsr", "requested (no dcsr_gather kernel for conv2d: dcsr)")
-    with pytest.raises(PolicyError, match=r"layer 'pw' \(conv2d\): no dcsr_gather kernel for conv2d"):
-        choose(StoragePolicy(overrides={"pw": "dcsr_gather"}), "pw", "conv2d", w.reshape(12, 1, 1, 200))
+    assert (conv.fmt, conv.reason) == ("dcsr_gather", "requested")  # conv2d has the kernel too
+    np.testing.assert_array_equal(conv.enc.decode(), w)
+    assert choose(StoragePolicy(overrides={"pw": "dcsr_gather"}), "pw", "conv2d",
+                  w.reshape(12, 1, 1, 200)).reason == "requested for this layer"
+    dw = choose(StoragePolicy("dcsr_gather"), "dw", "depthwise_conv2d", w.reshape(1, 12, 1, 200)[:, :3, :1, :])
+    assert (dw.fmt, dw.reason) == ("dense", "no dcsr_gather kernel for depthwise_conv2d")
+    with pytest.raises(PolicyError, match=r"layer 'dw' \(depthwise_conv2d\): no dcsr_gather kernel for "):
+        choose(StoragePolicy(overrides={"dw": "dcsr_gather"}), "dw", "depthwise_conv2d",
+               w.reshape(1, 12, 1, 200)[:, :3, :1, :])
     with pytest.raises(PolicyError, match="^weight format dcsr_gather: this target has no kernel for dCSR's "
                                           r"gather-offset variant \(the HLS kernels read dense, csr and dcsr\)"):
         replace(policy.HLS, fmt="dcsr_gather")

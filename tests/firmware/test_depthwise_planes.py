@@ -1,4 +1,4 @@
-"""The int8 depthwise MVE kernel's channel planes (templates/c/kernels/depthwise_conv2d_mve.c.j2) on QEMU,
+"""The int8 depthwise MVE kernel's channel planes (templates/c/kernels/depthwise_conv2d_planes_mve.c.j2) on QEMU,
 A/B against both other kernels of the same layer: the channels-across-lanes MVE kernel (-DDMX_DW_NO_PLANES)
 and the scalar C (-DDMX_NO_MVE). All three must PASS against expected.h (the numpy reference) and print the
 same outputs. The cases are the plane kernel's edges: one tap, 15, 16 and 17 taps (one gather, a full one,

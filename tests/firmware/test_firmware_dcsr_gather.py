@@ -5,11 +5,15 @@ full group plus one lane; CSR's 8-lane blocks and tails), an odd row count, empt
 lone entries at either end (dCSR inserts zeros: groups of explicit zeros), both FC roundings and
 two batches; CSR also through convolutions (im2col and direct 1x1). The same exports also run on
 the host with sanitizers (the scalar kernels). Also dCSR's many-vector kernel (direct 1x1
-convolutions) on rows of 8 to 14 groups and pixel counts not multiple of 4."""
+convolutions) and the variant's (four pixels a block) on rows of one to 14 groups and pixel counts
+not multiple of 4."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
+import torch
 from _fw_harness import firmware_marks
 
 from dmxgen import codecs, firmware
@@ -113,13 +117,48 @@ def test_random_sparse_fewer_instructions_than_dcsr(tmp_path):
     assert dcsr.passed and mve < dcsr.total_instructions, (mve, dcsr.total_instructions)
 
 
-@pytest.mark.parametrize("in_shape,cout,sparsity", [
-    ((1, 3, 7, 300), 5, 0.3),    # ~210 entries a row: 14 groups; 21 pixels
-    ((1, 2, 9, 260), 3, 0.5),    # 18 pixels; rows of ~130 entries: 8-9 groups
+@pytest.mark.parametrize("fmt", ["dcsr", "dcsr_gather"])
+@pytest.mark.parametrize("in_shape,cout,sparsity,per_channel", [
+    ((1, 3, 7, 300), 5, 0.3, True),    # ~210 entries a row: 14 groups; 21 pixels (a last block of 1)
+    ((1, 2, 9, 260), 3, 0.5, True),    # 18 pixels (a last block of 2); rows of ~130 entries: 8-9 groups
+    ((1, 5, 3, 64), 7, 0.75, False),   # 15 pixels (a last block of 3), rows of ~16: one group or a partial one
 ])
-def test_dcsr_conv2d_long_rows(tmp_path, in_shape, cout, sparsity):
+def test_dcsr_conv2d_long_rows(tmp_path, fmt, in_shape, cout, sparsity, per_channel):
+    """Direct 1x1 layers through the many-vector kernels: dCSR's (a group decoded once for 64 pixels) and
+    the gather variant's (row by row, four pixels a block)."""
     model = conv_model(tmp_path, "conv", in_shape=in_shape, cout=cout, k=(1, 1), stride=(1, 1), padding="VALID",
-                       per_channel=True, sparsity=sparsity, in_zp=5)
-    mve, scalar = mve_and_scalar(tmp_path, model, input_files=sample_file(tmp_path, in_shape, "extremes"),
-                                 fmt="dcsr", op="conv2d")
+                       per_channel=per_channel, sparsity=sparsity, in_zp=5)
+    files = sample_file(tmp_path, in_shape, "extremes")
+    mve, scalar = mve_and_scalar(tmp_path, model, input_files=files, fmt=fmt, op="conv2d")
     assert mve < scalar
+    if fmt == "dcsr_gather":  # the scalar kernel on the host too, under the sanitizers
+        _, result = export_verify(model, tmp_path / "host", fmt=fmt, min_sparsity=0.0, input_files=files)
+        assert_bit_exact(result)
+
+
+class _PointwisePot(torch.nn.Module):
+    """A 1x1 convolution with power-of-two requantization (single rounding, half up)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(40, 9, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_dcsr_gather_conv2d_single_rounding(tmp_path):
+    """The four-pixel 1x1 kernel's single-rounding requantization (a PyTorch POWER_OF_TWO layer)."""
+    from dmxgen.api import save as save_pt2
+    from tests.ops._torch import calibrated
+    from tests.torch.conftest import export_and_verify
+
+    m, x = calibrated(_PointwisePot, (32, 40, 3, 5), {"conv": {"requantization": "POWER_OF_TWO"}})
+    out = export_and_verify(save_pt2(m, tmp_path / "pw.pt2", x[:1]), tmp_path / "out", "--format", "dcsr_gather",
+                            "--min-sparsity", "0")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(layer["kernel"], layer["format"]) for layer in manifest["layers"] if layer["op"] == "conv2d"] == [
+        ("dmx_conv2d_dcsr_gather_s8", "dcsr_gather")]
+    runs = [firmware.run(out, build_dir=out / b, extra_cflags=f) for b, f in (("m", ""), ("s", "-DDMX_NO_MVE"))]
+    assert all(r.passed for r in runs), runs[0].log[-1500:]
+    assert runs[0].outputs == runs[1].outputs and runs[0].total_instructions < runs[1].total_instructions

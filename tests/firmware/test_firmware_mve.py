@@ -64,7 +64,7 @@ def test_fully_connected_dense(tmp_path, semantics, cin, cout, in_zp, mode):
                   kernel="dmx_fully_connected_dense_s8")
 
 
-@pytest.mark.parametrize("fmt", ["dense", "dcsr"])
+@pytest.mark.parametrize("fmt", ["dense", "dcsr", "dcsr_gather"])
 @pytest.mark.parametrize("in_shape,cout,k,stride,padding,per_channel", [
     ((1, 5, 5, 24), 10, (1, 1), (1, 1), "VALID", True),   # direct 1x1, 25 pixels (6 blocks of 4 + 1)
     ((1, 9, 8, 20), 9, (1, 1), (1, 1), "VALID", True),    # 72 pixels: dCSR passes of 64 + 8
@@ -74,7 +74,7 @@ def test_fully_connected_dense(tmp_path, semantics, cin, cout, in_zp, mode):
 ])
 def test_conv2d(tmp_path, fmt, in_shape, cout, k, stride, padding, per_channel):
     model = conv_model(tmp_path, "conv", in_shape=in_shape, cout=cout, k=k, stride=stride, padding=padding,
-                       per_channel=per_channel, sparsity=0.8 if fmt == "dcsr" else 0.0, in_zp=-7)
+                       per_channel=per_channel, sparsity=0.0 if fmt == "dense" else 0.8, in_zp=-7)
     mve_vs_scalar(model, tmp_path / "out", fmt, input_files=sample_file(tmp_path, in_shape, "extremes"),
                   kernel=f"dmx_conv2d_{fmt}_s8")
 
