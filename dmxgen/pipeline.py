@@ -38,13 +38,17 @@ def load_model(path: str | Path, semantics: str = "tflite", trust_pickle: bool =
     return load(path, trust_pickle=trust_pickle)
 
 
-def storage_policy(fmt: str = EXPORT.fmt, min_sparsity: float = EXPORT.min_sparsity) -> StoragePolicy:
+def storage_policy(fmt: str = EXPORT.fmt, min_sparsity: float = EXPORT.min_sparsity,
+                   weight_budget: int | None = None) -> StoragePolicy:
     """The export's storage policy (codecs/policy.py; the C backend packs INT4, HLS derives its own),
     refused with the option's name before anything is loaded or written."""
     if not 0.0 <= min_sparsity <= 1.0:  # named as the option the user typed; the policy checks the rest
         raise DmxError(f"--min-sparsity must be between 0 and 1, got {min_sparsity}")
+    if weight_budget is not None and (isinstance(weight_budget, bool) or not isinstance(weight_budget, int)
+                                      or weight_budget < 0):
+        raise DmxError(f"--weight-budget must be a byte count >= 0, got {weight_budget!r}")
     try:
-        return replace(EXPORT, fmt=fmt, min_sparsity=min_sparsity)
+        return replace(EXPORT, fmt=fmt, min_sparsity=min_sparsity, budget_bytes=weight_budget)
     except PolicyError as e:
         raise DmxError(str(e)) from None
 
@@ -84,14 +88,16 @@ ScratchFn = Callable[[Graph, Op], int]
 
 def prepare(model: str | Path | Graph, *, source: str | Path | None = None, semantics: str = "tflite",
             trust_pickle: bool = False, fmt: str = EXPORT.fmt, min_sparsity: float = EXPORT.min_sparsity,
-            n_vectors: int = 8, seed: int = 0, input_files=(), scratch: ScratchFn | None = None) -> Prepared:
+            n_vectors: int = 8, seed: int = 0, input_files=(), scratch: ScratchFn | None = None,
+            weight_budget: int | None = None) -> Prepared:
     """Load (when `model` is a path), lower, plan and make test vectors.
 
     `source` names the file a Graph was loaded from (its path and sha256 go into the manifest so that
     `dmxgen verify OUT` can recompute the reference); a path `model` is its own source. `scratch(graph, op)`
-    gives the bytes of working memory a kernel needs; without it there is no arena plan.
+    gives the bytes of working memory a kernel needs; without it there is no arena plan. `weight_budget`:
+    the most bytes the weights may take (auto spends what its fewest bytes leave on faster formats).
     """
-    storage = storage_policy(fmt, min_sparsity)
+    storage = storage_policy(fmt, min_sparsity, weight_budget)
     if isinstance(model, Graph):
         graph = model
     else:

@@ -27,13 +27,15 @@ TARGETS = ("c", "hls")
 
 def export(model: str | Path | Graph, out: str | Path, *, targets=("c",), source: str | Path | None = None,
            fmt: str = EXPORT.fmt, semantics: str = "tflite", min_sparsity: float = EXPORT.min_sparsity, input_files=(),
-           n_vectors: int = 8, seed: int = 0, trust_pickle: bool = False, hls: dict | None = None) -> dict:
+           n_vectors: int = 8, seed: int = 0, trust_pickle: bool = False, hls: dict | None = None,
+           weight_budget: int | None = None) -> dict:
     """Write the exported folder for `model` (a model file or a Graph) to `out`; return its manifest.
 
     `source` is the file a Graph was loaded from (its path and sha256 go into the manifest so that
     `dmxgen verify OUT` can recompute the reference); None for a graph built in memory, which
     `verify` then checks against the stored test vectors only. `hls` holds write_hls's options
-    (interface, part, clock_ns, reuse_factor).
+    (interface, part, clock_ns, reuse_factor). `weight_budget`: the most bytes the C target's weights may
+    take; `--format auto` then spends what its fewest bytes leave on faster formats (codecs/policy.py).
     """
     bad = [t for t in targets if t not in TARGETS]
     if bad or not targets:
@@ -42,7 +44,7 @@ def export(model: str | Path | Graph, out: str | Path, *, targets=("c",), source
     prepared = pipeline.prepare(model, source=source, semantics=semantics, trust_pickle=trust_pickle, fmt=fmt,
                                 min_sparsity=min_sparsity, seed=seed, input_files=input_files,
                                 n_vectors=n_vectors if with_c else max(n_vectors, 1),  # the testbench needs one
-                                scratch=scratch_bytes if with_c else None)
+                                scratch=scratch_bytes if with_c else None, weight_budget=weight_budget)
     with atomic_folder(Path(out), c_backend.MANIFEST) as tmp:
         if with_c and prepared.graph.early_exit:  # model.c (the baseline) and model_ee.c
             answers = pipeline.prepare_early_exit(prepared, n_vectors, seed, input_files, scratch_bytes)

@@ -1,13 +1,11 @@
-"""Pick the storage format that has a kernel for an op: the fewest bytes, or dCSR's faster variant.
+"""Pick the storage format that has a kernel for an op (the fewest bytes), and the M55 cost model.
 
-The cost model (`instructions`, `prefer_faster`): bytes are each encoding's flash size;
-instructions are the M55 (MVE) kernel's count for one input vector, from per-group and
-per-row costs measured on QEMU (docs/formats-dcsr-gather.md gives the figures). Only one
-trade is offered, on fully_connected and conv2d layers: dcsr -> dcsr_gather, taken when the
-variant runs fewer instructions and its bytes stay below every format other than dCSR (dense,
-CSR: the variant never stores more than the next format auto would fall back to). A convolution
-runs the product once per pixel (a direct 1x1 four pixels per pass over a row), so the per-vector
-figures order the two formats for it as for an FC layer.
+The cost model: bytes are each encoding's flash size; `instructions` is the M55 (MVE) single-vector
+kernel's count for one input vector, from per-group and per-row costs measured on QEMU, and
+`layer_instructions` a whole layer's on all its vectors (a direct 1x1 convolution through the
+many-vector kernels), from least-squares fits to measured layers (docs/formats-dcsr-gather.md gives
+the figures). Under a byte budget `policy.assign` spends what the fewest bytes leave on the formats
+`layer_instructions` says run faster.
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from . import FORMATS, CodecError, Encoded, dense, encode
 from .view import SPARSE_KERNELS, op_name
 
 
-VARIANTS = ("dcsr_gather",)  # never in the fewest-bytes contest: `prefer_faster` may swap a dcsr pick for it
+VARIANTS = ("dcsr_gather",)  # never in the fewest-bytes contest: a byte budget may buy it (policy._spend_budget)
 
 
 def candidates(op_kind: str, allowed: Iterable[str] | None = None) -> tuple[str, ...]:
@@ -89,11 +87,28 @@ def instructions(enc: Encoded) -> float | None:
     return GROUP_COST[enc.format] * enc.arrays["group_minimums"].size + ROW_COST * enc.shape[0]
 
 
-def prefer_faster(picked: str, encs: Mapping[str, Encoded], sizes: Mapping[str, int]) -> str:
-    """`picked` (the fewest bytes), or dcsr_gather in its place when that is a dCSR pick, the variant
-    is in `encs`, runs fewer instructions and stores fewer bytes than every non-dCSR candidate."""
-    if picked != "dcsr" or "dcsr_gather" not in encs:
-        return picked
-    fit = all(sizes["dcsr_gather"] < b for n, b in sizes.items() if n not in ("dcsr", "dcsr_gather"))
-    faster = instructions(encs["dcsr_gather"]) < instructions(encs["dcsr"])
-    return "dcsr_gather" if fit and faster else picked
+# A whole layer's instructions on the M55 (MVE), for `policy.assign`'s use of a byte budget: least-squares fits
+# (within 7% for dense and dcsr_gather, 22% for dcsr) to the per-layer counts of sparse_l_90's and
+# mobilenetv2_cifar10_sparse90's pruned 1x1 convolutions in all three formats (QEMU, 2026-12-02,
+# docs/formats-dcsr-gather.md#cost-model). Dense: per vector, row and 16 columns (the 2-pixel x 4-row
+# blocks), and per vector and row (requantization). A direct 1x1 convolution runs the sparse formats'
+# many-vector kernels: per vector and group, per vector and row, per row (its header, read once per pass).
+# Other layers run the single-vector kernel once per vector (GROUP_COST, ROW_COST).
+DENSE_COST = (2.4, 6.2)
+MANY_VECTOR_COST = {"dcsr": (7.7, 6.8, 186.0), "dcsr_gather": (4.7, 7.8, 111.0)}
+
+
+def layer_instructions(enc: Encoded, vectors: int = 1, many: bool = False) -> float | None:
+    """Estimated M55 instructions of a layer whose weights are `enc`, run on `vectors` input vectors (an FC's
+    batches, a convolution's output pixels); `many`: a direct 1x1 convolution (the many-vector kernels).
+    None for a format without a model (csr, rle)."""
+    rows, cols = enc.shape
+    if enc.format == "dense":
+        chunk, row = DENSE_COST
+        return vectors * rows * (chunk * -(-cols // 16) + row)
+    if enc.format not in GROUP_COST:
+        return None
+    if many and vectors > 1:
+        per_group, per_row, header = MANY_VECTOR_COST[enc.format]
+        return vectors * (per_group * enc.arrays["group_minimums"].size + per_row * rows) + header * rows
+    return vectors * instructions(enc)

@@ -10,18 +10,22 @@ reports it. The rules, in order, for one tensor:
 2. under `auto`, an encoding `dmxgen compress` stored in the model file is
    kept when its format has a kernel for the op;
 3. `auto` takes the format with a kernel that stores the fewest bytes
-   (dense INT4 two weights a byte where the policy packs INT4), except that a
-   dCSR pick on a fully connected or conv2d layer becomes dCSR's gather-offset variant
-   (dcsr_gather) when auto.py's cost model says it runs fewer instructions and
-   its bytes stay below dense and CSR (targets whose policy has `gather`);
+   (dense INT4 two weights a byte where the policy packs INT4; dCSR's
+   gather-offset variant is not in that contest); under a byte budget
+   (`budget_bytes`, `dmxgen export --weight-budget`), `assign` then moves
+   auto's layers to formats that auto.layer_instructions (the M55 cost model)
+   says run fewer instructions, the most instructions saved per byte added
+   first, while the total fits: dcsr_gather (targets whose policy has
+   `gather`), dense, dCSR;
 4. csr / dcsr / dcsr_gather apply to ops with a kernel in that format and to
    tensors with at least `min_sparsity` zeros; the others stay dense
    (dcsr_gather asked for an op without that kernel gives dcsr where the op has a dCSR kernel).
    A policy without `gather` (the HLS target) refuses dcsr_gather outright.
 
 The reason for every choice goes into manifest.json. This module sees a graph
-only through `graph.ops`, `graph.weights(op)` and each op's `name`, `kind`
-and `attrs`, so codecs still import numpy only.
+only through `graph.ops`, `graph.weights(op)`, each op's `name`, `kind`
+and `attrs`, and under a budget a convolution's output shape
+(`graph.tensors[op.outputs[0]].shape`), so codecs still import numpy only.
 """
 from __future__ import annotations
 
@@ -49,9 +53,9 @@ class StoragePolicy:
 
     `pack_int4` says how the target stores a dense INT4 layer: two weights a
     byte (the C backend) or one int8 a weight (the HLS kernels read int8).
-    `budget_bytes`, when set, is the most the chosen weights may hold; today
-    `assign` refuses a choice over it (after taking back dcsr_gather's extra
-    bytes), later a size-targeted choice fills it. `gather`: the target has
+    `budget_bytes`, when set, is the most the chosen weights may hold: `assign`
+    refuses a choice over it, and spends what auto's fewest bytes leave of it on
+    faster formats (rule 3). `gather`: the target has
     kernels for dcsr_gather (the C backend; the HLS kernels read dCSR only).
     """
 
@@ -80,8 +84,8 @@ class StoragePolicy:
 # Each entry point's defaults, documented here once (they differ, and exports depend on them):
 EXPORT = StoragePolicy()  # the class defaults (auto, 0.5): `dmxgen export`, the C backend, compress.sizing
 HLS = StoragePolicy("dense", 0.0, pack_int4=False, gather=False)  # backends.hls.write_hls called from Python
-COMPRESS = StoragePolicy("dcsr", 0.7)
-SIZING = EXPORT  # compress.sizing (compress_to_size, `dmxgen shrink`) counts what `dmxgen export` stores  # `dmxgen compress --select sparse` (it also stores rle)
+COMPRESS = StoragePolicy("dcsr", 0.7)  # `dmxgen compress --select sparse` (it also stores rle)
+SIZING = EXPORT  # compress.sizing (compress_to_size, `dmxgen shrink`) counts what `dmxgen export` stores
 
 
 @dataclass
@@ -137,14 +141,8 @@ def choose(policy: StoragePolicy, layer: str, op_kind: str, weight: np.ndarray, 
             name = auto.pick(op_kind, sizes)
             packing = " (dense INT4: two weights a byte)" if bits == 4 else ""
             why = "auto: fewest bytes among " + "/".join(encs) + packing + note
-            # the single-vector variant (auto.py's cost model) only under a byte budget, which its extra bytes
-            # must fit (assign takes it back when they do not): without one, auto stores the fewest bytes, as
-            # compress.sizing counts them (docs/formats-dcsr-gather.md)
-            if name == "dcsr" and "dcsr_gather" in kernels and policy.budget_bytes is not None:
-                encs["dcsr_gather"] = encode("dcsr_gather", matrix)
-                sizes["dcsr_gather"] = encs["dcsr_gather"].nbytes
-            if auto.prefer_faster(name, encs, sizes) != name:
-                name, why = "dcsr_gather", _gather_reason(encs, sizes) + note
+            # the fewest bytes, as compress.sizing counts them; under a byte budget `assign` then spends what
+            # is left on faster formats (_spend_budget, auto.layer_instructions; docs/formats-dcsr-gather.md)
             return made(name, why, encs[name], sizes)
         if fmt == "dense":
             return made("dense", "requested for this layer" if overridden else "requested")
@@ -163,14 +161,6 @@ def choose(policy: StoragePolicy, layer: str, op_kind: str, weight: np.ndarray, 
         raise
     except CodecError as e:
         raise PolicyError(f"layer {layer!r} ({op_kind}): cannot store weights as {fmt}: {e}") from None
-
-
-def _gather_reason(encs: dict[str, Encoded], sizes: dict[str, int]) -> str:
-    """Why auto took dcsr_gather over the smaller dcsr: the cost model's figures and the bytes."""
-    fast, slow = auto.instructions(encs["dcsr_gather"]), auto.instructions(encs["dcsr"])
-    others = "/".join(n for n in encs if n not in ("dcsr", "dcsr_gather"))
-    return (f"auto: dcsr_gather, fewer instructions than dcsr ({fast:,.0f} vs {slow:,.0f} per vector, auto.py's "
-            f"cost model) for {sizes['dcsr_gather'] - sizes['dcsr']:,} B more, still below {others}")
 
 
 def _check_stored(layer: str, op_kind: str, stored: Encoded, matrix: np.ndarray) -> None:
@@ -195,18 +185,65 @@ def assign(graph, policy: StoragePolicy) -> dict[str, Choice]:
                           f"layers with weights: {', '.join(chosen) or 'none'}")
     total = sum(c.nbytes for c in chosen.values())
     if policy.budget_bytes is not None and total > policy.budget_bytes:
-        total = _undo_gather(chosen, policy)
-    if policy.budget_bytes is not None and total > policy.budget_bytes:
         raise PolicyError(f"the weights take {total:,} B in the chosen formats, over the budget of "
                           f"{policy.budget_bytes:,} B")
+    if policy.budget_bytes is not None:
+        _spend_budget(chosen, {op.name: _vectors(graph, op) for op in graph.ops if op.name in chosen}, policy)
     return chosen
 
 
-def _undo_gather(chosen: dict[str, Choice], policy: StoragePolicy) -> int:
-    """Over budget: auto's dcsr_gather choices go back to dCSR (fewer bytes, slower); the new total."""
-    for name, c in chosen.items():
-        if c.fmt == "dcsr_gather" and c.reason.startswith("auto:"):
-            chosen[name] = Choice("dcsr", encode("dcsr", c.matrix), c.matrix, c.sparsity,
-                                  "auto: dcsr, fewest bytes (dcsr_gather, faster, would be over budget_bytes "
-                                  f"{policy.budget_bytes:,})", c.candidates)
-    return sum(c.nbytes for c in chosen.values())
+def _vectors(graph, op) -> tuple[str, int, bool]:
+    """(the op's kind, input vectors its weights are applied to: an FC's batches, a convolution's output
+    pixels; whether it runs the many-vector kernels: a 1x1 convolution with stride 1 and no padding), for
+    auto.layer_instructions."""
+    a = op.attrs
+    if op.kind != "conv2d":
+        return op.kind, int(a.get("batches", 1)), False
+    shape = graph.tensors[op.outputs[0]].shape
+    direct = (tuple(graph.weights(op).data.shape[1:3]) == (1, 1) and tuple(a.get("stride", (1, 1))) == (1, 1)
+              and not any(a.get("pad", (0, 0, 0, 0))))
+    return op.kind, int(np.prod(shape[:-1])), direct
+
+
+def _spend_budget(chosen: dict[str, Choice], layers: dict[str, tuple[str, int, bool]],
+                  policy: StoragePolicy) -> None:
+    """What a byte budget leaves after the fewest bytes goes to faster formats: auto's layers move, one step
+    at a time, to the format with a kernel that auto.layer_instructions says runs fewer instructions, the
+    step saving the most instructions per byte added first, while the total stays within the budget."""
+    kernels = {k: tuple(f for f in v if policy.gather or f != "dcsr_gather") for k, v in SPARSE_KERNELS.items()}
+    total = sum(c.nbytes for c in chosen.values())
+    encoded: dict[tuple[str, str], Encoded | None] = {}
+
+    def steps(name: str, c: Choice):
+        kind, n, many = layers[name]
+        now = auto.layer_instructions(c.enc, n, many)
+        for f in kernels.get(kind, ()) if now is not None else ():
+            if f == c.fmt:
+                continue
+            if (name, f) not in encoded:
+                try:
+                    encoded[name, f] = encode(f, c.matrix)
+                except CodecError:
+                    encoded[name, f] = None
+            enc = encoded[name, f]
+            est = None if enc is None else auto.layer_instructions(enc, n, many)
+            if est is not None and est < now:
+                yield (now - est) / max(enc.nbytes - c.nbytes, 1), f, enc, now, est
+
+    while True:
+        best = None
+        for name, c in chosen.items():
+            if not c.reason.startswith("auto:") or c.weight_bits != 8:
+                continue
+            for gain, f, enc, now, est in steps(name, c):
+                if total + enc.nbytes - c.nbytes <= policy.budget_bytes and (best is None or gain > best[0]):
+                    best = (gain, name, f, enc, now, est)
+        if best is None:
+            return
+        _, name, f, enc, now, est = best
+        c = chosen[name]
+        total += enc.nbytes - c.nbytes
+        chosen[name] = Choice(f, enc, c.matrix, c.sparsity,
+                              f"auto: {f}, {est:,.0f} instructions against {now:,.0f} in {c.fmt} (auto.py's cost "
+                              f"model) for {enc.nbytes - c.nbytes:,} B more, within budget_bytes "
+                              f"{policy.budget_bytes:,}", c.candidates)

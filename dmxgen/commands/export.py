@@ -26,11 +26,16 @@ def parse_targets(values: tuple[str, ...]) -> list[str]:
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Output folder (created; a previous export there is replaced).")
 @click.option("--format", "fmt", type=click.Choice(list(storage.FORMATS)), default=storage.EXPORT.fmt,
-              show_default=True, help="Weight storage: csr/dcsr apply to fully connected and conv layers with "
-              "enough zeros (see --min-sparsity); dcsr_gather (dCSR with gather offsets, C only) to fully "
-              "connected layers (conv layers get dcsr); auto takes the smallest format per layer (a fully "
-              "connected dcsr layer becomes dcsr_gather only under a byte budget it fits), or keeps "
-              "the one `dmxgen compress` stored in the file.")
+              show_default=True, help="Weight storage: csr/dcsr/dcsr_gather (dCSR with gather offsets, C only) "
+              "apply to fully connected and conv layers with enough zeros (see --min-sparsity); auto takes "
+              "the smallest format per layer, or keeps the one `dmxgen compress` stored in the file, and "
+              "with --weight-budget spends the bytes left on faster formats.")
+@click.option("--weight-budget", type=click.IntRange(min=0), default=None, metavar="BYTES",
+              help="The most bytes the weight arrays may take (C target). With --format auto the layers "
+              "start in their smallest formats and move, most instructions saved per byte first, to "
+              "formats the M55 cost model says run faster while the total fits (docs/formats-dcsr-gather.md"
+              "#cost-model); the reason is each layer's format_reason in manifest.json. Over it even "
+              "in the smallest formats: exit 2.")
 @click.option("--min-sparsity", default=storage.EXPORT.min_sparsity, show_default=True,
               type=click.FloatRange(0.0, 1.0),
               help="With --format csr/dcsr, layers with fewer zeros than this stay dense.")
@@ -56,8 +61,8 @@ def parse_targets(values: tuple[str, ...]) -> list[str]:
 @click.option("--trust-pickle", is_flag=True, help=TRUST_PICKLE_HELP)
 @custom_ops_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def command(model, out, fmt, min_sparsity, semantics, input_files, vectors, seed, targets, hls_interface, part,
-            clock_ns, reuse_factor, trust_pickle, as_json):
+def command(model, out, fmt, weight_budget, min_sparsity, semantics, input_files, vectors, seed, targets,
+            hls_interface, part, clock_ns, reuse_factor, trust_pickle, as_json):
     """Write MODEL as integer C to OUT: model.c/h, kernels.c/h, headers/, input.h,
     expected.h, manifest.json and test vectors. Build-check it with `dmxgen verify OUT`;
     run it on an emulated Cortex-M55 with `make -C firmware sim MODEL=OUT`.
@@ -69,6 +74,7 @@ def command(model, out, fmt, min_sparsity, semantics, input_files, vectors, seed
     with shown(not as_json):
         manifest = export(model, out, targets=chosen, fmt=fmt, semantics=semantics, min_sparsity=min_sparsity,
                           input_files=tuple(input_files), n_vectors=vectors, seed=seed, trust_pickle=trust_pickle,
+                          weight_budget=weight_budget,
                           hls={"interface": hls_interface, "part": part, "clock_ns": clock_ns,
                                "reuse_factor": reuse_factor})
     if "c" not in chosen:

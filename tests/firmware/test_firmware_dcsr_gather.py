@@ -162,3 +162,15 @@ def test_dcsr_gather_conv2d_single_rounding(tmp_path):
     runs = [firmware.run(out, build_dir=out / b, extra_cflags=f) for b, f in (("m", ""), ("s", "-DDMX_NO_MVE"))]
     assert all(r.passed for r in runs), runs[0].log[-1500:]
     assert runs[0].outputs == runs[1].outputs and runs[0].total_instructions < runs[1].total_instructions
+
+
+@pytest.mark.parametrize("k", [1, 15, 16, 17])
+def test_dcsr_gather_conv2d_1x1_edge_columns(tmp_path, k):
+    """The four-pixel 1x1 kernel at K = 1, 15, 16, 17 (a lone partial group, one short, one full, one full
+    plus a lane), 15 pixels (a last block of three), odd output channels, no zeros (every group full)."""
+    in_shape = (1, 3, 5, k)
+    model = conv_model(tmp_path, "conv", in_shape=in_shape, cout=7, k=(1, 1), stride=(1, 1), padding="VALID",
+                       per_channel=True, sparsity=0.0, in_zp=-128, seed=k)
+    mve, scalar = mve_and_scalar(tmp_path, model, input_files=sample_file(tmp_path, in_shape, "extremes"),
+                                 fmt="dcsr_gather", op="conv2d")
+    assert mve < scalar
