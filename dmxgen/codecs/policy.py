@@ -115,7 +115,7 @@ def choose(policy: StoragePolicy, layer: str, op_kind: str, weight: np.ndarray, 
     """
     matrix = as_matrix(op_kind, weight)
     sparsity = 1.0 - np.count_nonzero(matrix) / matrix.size
-    kernels = tuple(k for k in SPARSE_KERNELS.get(op_kind, ("dense",)) if policy.gather or k != "dcsr_gather")
+    kernels = _kernels(op_kind, policy)
     bits = weight_bits if policy.pack_int4 and op_kind in PACKS_INT4 else 8
     fmt = policy.overrides.get(layer, policy.fmt)
     overridden = layer in policy.overrides
@@ -161,6 +161,11 @@ def choose(policy: StoragePolicy, layer: str, op_kind: str, weight: np.ndarray, 
         raise
     except CodecError as e:
         raise PolicyError(f"layer {layer!r} ({op_kind}): cannot store weights as {fmt}: {e}") from None
+
+
+def _kernels(op_kind: str, policy: StoragePolicy) -> tuple[str, ...]:
+    """The formats `op_kind` has a kernel for on the policy's target (dcsr_gather only where it has `gather`)."""
+    return tuple(k for k in SPARSE_KERNELS.get(op_kind, ("dense",)) if policy.gather or k != "dcsr_gather")
 
 
 def _check_stored(layer: str, op_kind: str, stored: Encoded, matrix: np.ndarray) -> None:
@@ -210,14 +215,13 @@ def _spend_budget(chosen: dict[str, Choice], layers: dict[str, tuple[str, int, b
     """What a byte budget leaves after the fewest bytes goes to faster formats: auto's layers move, one step
     at a time, to the format with a kernel that auto.layer_instructions says runs fewer instructions, the
     step saving the most instructions per byte added first, while the total stays within the budget."""
-    kernels = {k: tuple(f for f in v if policy.gather or f != "dcsr_gather") for k, v in SPARSE_KERNELS.items()}
     total = sum(c.nbytes for c in chosen.values())
     encoded: dict[tuple[str, str], Encoded | None] = {}
 
     def steps(name: str, c: Choice):
         kind, n, many = layers[name]
         now = auto.layer_instructions(c.enc, n, many)
-        for f in kernels.get(kind, ()) if now is not None else ():
+        for f in _kernels(kind, policy) if now is not None else ():
             if f == c.fmt:
                 continue
             if (name, f) not in encoded:
